@@ -1,0 +1,119 @@
+"""The BigGAN training loop: data -> sharded train step -> logs, samples, checkpoints."""
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers
+
+from gan import config as config_lib
+from gan.data import pipeline as data_pipeline
+from gan.images import make_grid, save_png
+from gan.sampling import make_sample_fn, sample_latents, standing_statistics
+from gan.train.biggan_step import jit_train_step, make_train_step
+from gan.train.checkpointing import Checkpointer
+from gan.train.sharding import host_to_global, make_mesh, replicated
+from gan.train.state import GAN, TrainState, build_gan, init_state
+
+
+class Sampler:
+  """EMA-generator sample grids at fixed z and classes (one row per class)."""
+
+  def __init__(self, gan: GAN, config: ml_collections.ConfigDict):
+    s = config.sample
+    self.gan, self.config, self.rows = gan, config, s.num_classes_shown
+    classes = np.linspace(0, gan.num_classes - 1, s.num_classes_shown).round().astype(np.int32)
+    self.labels = jnp.asarray(np.repeat(classes, s.per_class))
+    key = jax.random.PRNGKey(config.seed + 1)
+    self.z = sample_latents(key, (len(self.labels), gan.z_dim), s.truncation or None)
+    self.sample_fn = make_sample_fn(gan.generator)
+
+  def grid(self, state: TrainState) -> np.ndarray:
+    variables = state.ema_vars
+    s = self.config.sample
+    if s.standing_stats_batches > 0:
+      stats = standing_statistics(
+          self.gan.generator, state.ema_params, variables, jax.random.PRNGKey(self.config.seed),
+          s.standing_stats_batches, len(self.labels), self.gan.z_dim, self.gan.num_classes,
+          s.truncation or None)
+      variables = {**variables, "batch_stats": stats}
+    images = self.sample_fn(state.ema_params, variables, self.z, self.labels)
+    return make_grid(np.asarray(jax.device_get(images)), rows=self.rows)
+
+
+def _write_run_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  path = os.path.join(workdir, "config.json")
+  with open(path + ".tmp", "w") as f:
+    f.write(config.to_json(indent=2))
+  os.replace(path + ".tmp", path)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains (or resumes) the run in ``workdir``; returns the final state."""
+  # Everything that can be wrong with the config or data fails here, before compiling.
+  config_lib.validate(config, jax.device_count(), jax.process_count())
+  data_pipeline.check_available(config)
+  os.makedirs(workdir, exist_ok=True)
+  is_chief = jax.process_index() == 0
+  if is_chief:
+    _write_run_config(workdir, config)
+
+  mesh = make_mesh()
+  gan = build_gan(config)
+  t = config.train
+  state = jax.jit(lambda: init_state(gan, config.seed), out_shardings=replicated(mesh))()
+  checkpointer = Checkpointer(workdir, config.keep_checkpoints)
+  start_step = checkpointer.latest_step() or 0
+  if start_step:
+    state = checkpointer.restore(start_step, state)
+    logging.info("Resumed from checkpoint at step %d in %s", start_step, checkpointer.directory)
+
+  pipeline = data_pipeline.create_pipeline(config, jax.process_index(), jax.process_count())
+  batches = data_pipeline.prefetch(pipeline.iterate(start_step))
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  sampler = Sampler(gan, config)
+  train_step = jit_train_step(make_train_step(gan, config, mesh), mesh)
+  images_per_step = t.d_steps * t.batch_size
+
+  def save_samples(step: int) -> None:
+    grid = sampler.grid(state)
+    if is_chief:
+      save_png(os.path.join(workdir, "samples", f"step_{step:08d}.png"), grid)
+      writer.write_images(step, {"samples_ema": grid[None]})
+
+  if start_step == 0:
+    save_samples(0)
+  compiled = None
+  metric_sums, window_start, window_steps = None, time.perf_counter(), 0
+  for step in range(start_step, t.num_steps):
+    batch = host_to_global(mesh, next(batches), example_axis=2)
+    rng = jax.random.fold_in(state.rng, step)
+    if compiled is None:
+      t0 = time.perf_counter()
+      compiled = train_step.lower(state, batch, rng).compile()
+      logging.info("Compiled the train step in %.1f s.", time.perf_counter() - t0)
+      writer.write_scalars(step, {"compile_seconds": time.perf_counter() - t0})
+      window_start = time.perf_counter()
+    state, metrics = compiled(state, batch, rng)
+    metric_sums = metrics if metric_sums is None else jax.tree.map(jnp.add, metric_sums, metrics)
+    window_steps += 1
+    done = step + 1
+    if done % config.log_every_steps == 0 or done == t.num_steps:
+      means = {k: float(v) / window_steps for k, v in jax.device_get(metric_sums).items()}
+      elapsed = time.perf_counter() - window_start
+      means["steps_per_sec"] = window_steps / elapsed
+      means["images_per_sec"] = window_steps * images_per_step / elapsed
+      writer.write_scalars(done, means)
+      metric_sums, window_start, window_steps = None, time.perf_counter(), 0
+    if done % config.sample_every_steps == 0 or done == t.num_steps:
+      save_samples(done)
+    if done % config.checkpoint_every_steps == 0 or done == t.num_steps:
+      checkpointer.save(done, state)
+  writer.flush()
+  checkpointer.close()
+  return state

@@ -1,0 +1,57 @@
+"""The quickstart main job end to end in a subprocess, then resumed."""
+
+import glob
+import os
+import subprocess
+
+import numpy as np
+from PIL import Image
+
+from conftest import PYTHON, REPO, subprocess_env
+
+TINY = ["--config=configs/quickstart.py", "--config.model.ch=8", "--config.model.z_dim=16",
+        "--config.model.shared_dim=8", "--config.data.num_examples=200",
+        "--config.train.batch_size=8", "--config.log_every_steps=2",
+        "--config.sample_every_steps=2", "--config.checkpoint_every_steps=2",
+        "--config.sample.per_class=3", "--config.sample.num_classes_shown=4"]
+
+
+def run_main(workdir, num_steps):
+  result = subprocess.run(
+      [PYTHON, "-m", "gan.main", f"--workdir={workdir}", *TINY,
+       f"--config.train.num_steps={num_steps}"],
+      capture_output=True, text=True, env=subprocess_env(1), cwd=REPO, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stderr
+
+
+def scalar_tags(workdir):
+  from tensorboard.backend.event_processing import event_accumulator
+
+  (path,) = glob.glob(os.path.join(workdir, "events.out.tfevents.*"))
+  acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
+  acc.Reload()
+  return {tag: [e.step for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
+
+
+def test_quickstart_runs_end_to_end_and_resumes(tmp_path):
+  workdir = tmp_path / "run"
+  run_main(workdir, 4)
+
+  samples = sorted(os.listdir(workdir / "samples"))
+  assert samples == ["step_00000000.png", "step_00000002.png", "step_00000004.png"]
+  grid = np.asarray(Image.open(workdir / "samples" / "step_00000004.png"))
+  # 4 rows x 3 columns of 32x32 samples with 2-pixel borders.
+  assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3) and grid.std() > 0
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
+  tags = scalar_tags(workdir)
+  for tag in ("d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake", "d_grad_norm",
+              "g_grad_norm", "steps_per_sec", "images_per_sec", "samples_ema"):
+    assert tag in tags, tag
+  assert tags["g_loss"] == [2, 4]
+  assert (workdir / "config.json").exists()
+
+  log = run_main(workdir, 6)
+  assert "Resumed from checkpoint at step 4" in log
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "6"]
+  assert "step_00000006.png" in os.listdir(workdir / "samples")
