@@ -1,0 +1,1 @@
+"""BigGAN (and ProGAN) in JAX/Flax."""

@@ -10,6 +10,10 @@ import ml_collections
 from gan.models.architectures import ARCHITECTURES, get_architecture, parse_attention
 
 
+class ConfigError(ValueError):
+  """A config that cannot run; the message names the fix."""
+
+
 def biggan_defaults() -> ml_collections.ConfigDict:
   """BigGAN at 128x128 on ImageNet with the paper's hyperparameters."""
   c = ml_collections.ConfigDict()
@@ -66,7 +70,7 @@ def biggan_defaults() -> ml_collections.ConfigDict:
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
-  """Raises ValueError naming every problem with ``config`` and its fix."""
+  """Raises ConfigError naming every problem with ``config`` and its fix."""
   errors = []
   m, t, d = config.model, config.train, config.data
   if m.name != "biggan":
@@ -130,4 +134,4 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     errors.append(f"config.sample.num_classes_shown={config.sample.num_classes_shown} exceeds "
                   f"data.num_classes={d.num_classes}.")
   if errors:
-    raise ValueError("Invalid config:\n  - " + "\n  - ".join(errors))
+    raise ConfigError("Invalid config:\n  - " + "\n  - ".join(errors))

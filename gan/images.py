@@ -1,8 +1,9 @@
 """Sample grids as PNG files."""
 
-import os
+import io
 
 import numpy as np
+from etils import epath
 from PIL import Image
 
 
@@ -29,9 +30,12 @@ def make_grid(images: np.ndarray, rows: int, padding: int = 2) -> np.ndarray:
   return grid
 
 
-def save_png(path: str, image: np.ndarray) -> None:
-  """Writes uint8 (H, W, 3) atomically (temp file + rename)."""
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp"
-  Image.fromarray(image).save(tmp, format="PNG")
-  os.replace(tmp, path)
+def save_png(path: str | epath.Path, image: np.ndarray) -> None:
+  """Writes uint8 (H, W, 3) as PNG to a local or remote (gs://) path, never half-written."""
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, format="PNG")
+  tmp = path.parent / (path.name + ".tmp")
+  tmp.write_bytes(buffer.getvalue())
+  tmp.rename(path)

@@ -44,9 +44,14 @@ def main(argv):
   logging.info("Process %d/%d, %d local / %d global devices: %s", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(),
                jax.devices()[0].platform)
+  from gan.config import ConfigError
+  from gan.data.pipeline import DatasetUnavailableError
   from gan.train import trainer
 
-  trainer.train(_CONFIG.value, _WORKDIR.value)
+  try:
+    trainer.train(_CONFIG.value, _WORKDIR.value)
+  except (ConfigError, DatasetUnavailableError) as e:  # Our own, explained errors.
+    raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

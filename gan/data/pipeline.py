@@ -21,9 +21,14 @@ from typing import Iterator
 import ml_collections
 import numpy as np
 
+from gan.config import ConfigError
 from gan.data import shapes
 
 EMBEDDED_DATASETS = ("shapes10",)
+
+
+class DatasetUnavailableError(FileNotFoundError):
+  """The configured dataset is not readable here; the message says how to prepare it."""
 
 
 class ArrayPipeline:
@@ -78,14 +83,14 @@ class ArrayPipeline:
 
 
 def check_available(config: ml_collections.ConfigDict) -> None:
-  """Raises FileNotFoundError/ValueError if ``config.data`` cannot be read here."""
+  """Raises DatasetUnavailableError / ConfigError if ``config.data`` cannot be read here."""
   d = config.data
   if d.name in EMBEDDED_DATASETS:
     if d.num_classes != shapes.NUM_CLASSES:
-      raise ValueError(f"config.data.num_classes={d.num_classes} but {d.name} has "
+      raise ConfigError(f"config.data.num_classes={d.num_classes} but {d.name} has "
                        f"{shapes.NUM_CLASSES} classes; set --config.data.num_classes=10.")
     if d.num_examples < 1:
-      raise ValueError(f"config.data.num_examples={d.num_examples}: set how many {d.name} "
+      raise ConfigError(f"config.data.num_examples={d.num_examples}: set how many {d.name} "
                        "images to generate, e.g. --config.data.num_examples=20000.")
     return
   from gan.data import tfds_source  # Imports TensorFlow: only when needed.

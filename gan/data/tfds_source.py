@@ -16,7 +16,8 @@ import os
 import ml_collections
 import numpy as np
 
-from gan.data.pipeline import default_tfds_data_dir
+from gan.config import ConfigError
+from gan.data.pipeline import DatasetUnavailableError, default_tfds_data_dir
 
 RESIZE_METHOD = "bilinear (antialias)"
 
@@ -37,17 +38,17 @@ def _import_tfds():
 
 
 def check_prepared(name: str, data_dir: str | None, split: str, num_classes: int) -> None:
-  """Raises FileNotFoundError naming the dataset, the directory and how to prepare it."""
+  """Raises DatasetUnavailableError naming the dataset, the directory and how to prepare it."""
   _, tfds = _import_tfds()
   data_dir = data_dir or default_tfds_data_dir()
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # Unknown names raise DatasetNotFoundError and friends.
-    raise ValueError(f"config.data.name={name!r} is neither an embedded dataset ('shapes10') "
+    raise ConfigError(f"config.data.name={name!r} is neither an embedded dataset ('shapes10') "
                      f"nor a TFDS dataset ({type(e).__name__}: {e}).") from e
   if not builder.is_prepared():
     hint = PREPARE_HINTS.get(name, f"run: tfds build {name} --data_dir={{data_dir}}")
-    raise FileNotFoundError(
+    raise DatasetUnavailableError(
         f"Dataset {name!r} is not prepared in the TFDS data_dir {data_dir!r} "
         f"(looked for {builder.data_dir}). To prepare it, {hint.format(data_dir=data_dir)}. "
         "Point config.data.data_dir (or $TFDS_DATA_DIR) at another directory if it is "
@@ -56,11 +57,11 @@ def check_prepared(name: str, data_dir: str | None, split: str, num_classes: int
         "--config.data.num_examples=20000.")
   label = builder.info.features.get("label") if hasattr(builder.info.features, "get") else None
   if label is not None and getattr(label, "num_classes", num_classes) != num_classes:
-    raise ValueError(f"config.data.num_classes={num_classes} but {name} has "
+    raise ConfigError(f"config.data.num_classes={num_classes} but {name} has "
                      f"{label.num_classes} classes; set --config.data.num_classes="
                      f"{label.num_classes}.")
   if split.split("[")[0] not in builder.info.splits:
-    raise ValueError(f"config.data.split={split!r}: {name} has splits "
+    raise ConfigError(f"config.data.split={split!r}: {name} has splits "
                      f"{sorted(builder.info.splits)}.")
 
 

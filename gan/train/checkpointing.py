@@ -6,15 +6,15 @@ writes into a temporary directory and renames it when finished). Restoring
 reads arrays only (no pickled code) into the shardings of a target state.
 """
 
-import os
-
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 
 class Checkpointer:
   def __init__(self, workdir: str, keep: int):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    # epath keeps gs:// and other remote paths intact (os.path.abspath would not).
+    self.directory = epath.Path(workdir).resolve() / "checkpoints"
     self.manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 

@@ -1,7 +1,5 @@
 """The BigGAN training loop: data -> sharded train step -> logs, samples, checkpoints."""
 
-import json
-import os
 import time
 
 import jax
@@ -10,6 +8,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 from clu import metric_writers
+from etils import epath
 
 from gan import config as config_lib
 from gan.data import pipeline as data_pipeline
@@ -46,11 +45,8 @@ class Sampler:
     return make_grid(np.asarray(jax.device_get(images)), rows=self.rows)
 
 
-def _write_run_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  path = os.path.join(workdir, "config.json")
-  with open(path + ".tmp", "w") as f:
-    f.write(config.to_json(indent=2))
-  os.replace(path + ".tmp", path)
+def _write_run_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
+  (workdir / "config.json").write_text(config.to_json(indent=2))
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
@@ -58,7 +54,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # Everything that can be wrong with the config or data fails here, before compiling.
   config_lib.validate(config, jax.device_count(), jax.process_count())
   data_pipeline.check_available(config)
-  os.makedirs(workdir, exist_ok=True)
+  workdir = epath.Path(workdir)  # Local or remote (gs://) alike.
+  workdir.mkdir(parents=True, exist_ok=True)
   is_chief = jax.process_index() == 0
   if is_chief:
     _write_run_config(workdir, config)
@@ -67,7 +64,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   gan = build_gan(config)
   t = config.train
   state = jax.jit(lambda: init_state(gan, config.seed), out_shardings=replicated(mesh))()
-  checkpointer = Checkpointer(workdir, config.keep_checkpoints)
+  checkpointer = Checkpointer(str(workdir), config.keep_checkpoints)
   start_step = checkpointer.latest_step() or 0
   if start_step:
     state = checkpointer.restore(start_step, state)
@@ -75,7 +72,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
 
   pipeline = data_pipeline.create_pipeline(config, jax.process_index(), jax.process_count())
   batches = data_pipeline.prefetch(pipeline.iterate(start_step))
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  writer = metric_writers.create_default_writer(str(workdir), just_logging=not is_chief)
   sampler = Sampler(gan, config)
   train_step = jit_train_step(make_train_step(gan, config, mesh), mesh)
   images_per_step = t.d_steps * t.batch_size
@@ -83,7 +80,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   def save_samples(step: int) -> None:
     grid = sampler.grid(state)
     if is_chief:
-      save_png(os.path.join(workdir, "samples", f"step_{step:08d}.png"), grid)
+      save_png(workdir / "samples" / f"step_{step:08d}.png", grid)
       writer.write_images(step, {"samples_ema": grid[None]})
 
   if start_step == 0:

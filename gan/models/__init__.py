@@ -1,0 +1,1 @@
+"""BigGAN modules: generator, discriminator and their layers."""

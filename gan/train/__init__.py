@@ -1,0 +1,1 @@
+"""Train state, the sharded train step, the loop and checkpoints."""
