@@ -4,8 +4,8 @@ Needs no download: the dataset is generated procedurally (gan/data/shapes.py).
 Same code path as the ImageNet configs, scaled down: width 16, batch 32, one D
 step per G step, attention at 16x16, EMA (decay 0.99) from step 200. About ten
 minutes on 2 CPU cores (~1 step/s); samples go from noise (step 0) to coloured
-blobs on dark backgrounds (~300) to class-dependent shapes and stripe/checker
-textures (~600).
+blobs on dark backgrounds (~300) to compact shapes whose look depends on the
+class (~600).
 """
 
 from gan.config import biggan_defaults
