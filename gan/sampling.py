@@ -1,5 +1,6 @@
 """Latent sampling, the truncation trick and standing statistics."""
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -26,6 +27,21 @@ def sample_labels(rng: jax.Array, batch: int, num_classes: int) -> jax.Array:
   return jax.random.randint(rng, (batch,), 0, num_classes, jnp.int32)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7))
+def _batch_moments(generator, params, variables, key, batch_size, z_dim, num_classes, truncation):
+  """Per-layer BN batch mean/var of G in training mode on one sampled batch.
+
+  Jitted once at module level so repeated calls (every sample grid) reuse the
+  compiled function instead of tracing a new closure each time.
+  """
+  kz, ky = jax.random.split(key)
+  z = sample_latents(kz, (batch_size, z_dim), truncation)
+  y = sample_labels(ky, batch_size, num_classes)
+  _, state = generator.apply({"params": params, **variables}, z, y, train=True,
+                             mutable=["intermediates", "batch_stats", "spectral"])
+  return state["intermediates"]
+
+
 def standing_statistics(generator, params, variables: dict[str, Any], rng: jax.Array,
                         num_batches: int, batch_size: int, z_dim: int, num_classes: int,
                         truncation: float | None = None) -> dict[str, Any]:
@@ -37,18 +53,10 @@ def standing_statistics(generator, params, variables: dict[str, Any], rng: jax.A
   Per layer: mean = average of batch means, var = average of batch variances.
   """
 
-  @jax.jit
-  def batch_moments(key):
-    kz, ky = jax.random.split(key)
-    z = sample_latents(kz, (batch_size, z_dim), truncation)
-    y = sample_labels(ky, batch_size, num_classes)
-    _, state = generator.apply({"params": params, **variables}, z, y, train=True,
-                               mutable=["intermediates", "batch_stats", "spectral"])
-    return state["intermediates"]
-
   sums = None
   for key in jax.random.split(rng, num_batches):
-    moments = batch_moments(key)
+    moments = _batch_moments(generator, params, variables, key, batch_size, z_dim, num_classes,
+                             truncation)
     sums = moments if sums is None else jax.tree.map(jnp.add, sums, moments)
   flat = traverse_util.flatten_dict(sums)
   stats = {}

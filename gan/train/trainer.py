@@ -53,7 +53,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) the run in ``workdir``; returns the final state."""
   # Everything that can be wrong with the config or data fails here, before compiling.
   config_lib.validate(config, jax.device_count(), jax.process_count())
-  data_pipeline.check_available(config)
+  pipeline = data_pipeline.create_pipeline(config, jax.process_index(), jax.process_count())
   workdir = epath.Path(workdir)  # Local or remote (gs://) alike.
   workdir.mkdir(parents=True, exist_ok=True)
   is_chief = jax.process_index() == 0
@@ -70,7 +70,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     state = checkpointer.restore(start_step, state)
     logging.info("Resumed from checkpoint at step %d in %s", start_step, checkpointer.directory)
 
-  pipeline = data_pipeline.create_pipeline(config, jax.process_index(), jax.process_count())
   batches = data_pipeline.prefetch(pipeline.iterate(start_step))
   writer = metric_writers.create_default_writer(str(workdir), just_logging=not is_chief)
   sampler = Sampler(gan, config)
