@@ -7,6 +7,7 @@ problem it finds.
 
 import ml_collections
 
+from gan.data.image_ops import RESIZE_FILTERS
 from gan.models.architectures import ARCHITECTURES, get_architecture, parse_attention
 
 
@@ -31,13 +32,17 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   c.model.compute_dtype = "float32"  # or "bfloat16" (params/stats stay float32)
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "imagenet2012"  # a TFDS name, or "shapes10" (embedded)
+  # A TFDS name, a directory written by `python -m gan.data.prepare`, or
+  # "shapes10" (embedded). See gan/data/pipeline.py.
+  c.data.name = "imagenet2012"
   c.data.data_dir = ml_collections.FieldReference(None, field_type=str)  # TFDS data_dir
   c.data.split = "train"
+  c.data.label_key = "label"    # '' for an unconditional dataset (then num_classes = 1)
   c.data.num_classes = 1000
   c.data.num_examples = 0       # shapes10 only: size of the generated set
   c.data.random_flip = True
-  c.data.shuffle_buffer = 10_000  # TFDS only
+  c.data.resize_filter = "bilinear"  # after the center crop; see gan/data/image_ops.py
+  c.data.num_workers = 0        # decoding threads per process; 0: one per CPU core
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 250_000   # G updates
@@ -130,6 +135,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                "keep_checkpoints"):
     if config[name] < 1:
       errors.append(f"config.{name}={config[name]} must be >= 1.")
+  if d.resize_filter not in RESIZE_FILTERS:
+    errors.append(f"config.data.resize_filter={d.resize_filter!r}; choose one of "
+                  f"{sorted(RESIZE_FILTERS)}.")
+  if d.num_workers < 0:
+    errors.append(f"config.data.num_workers={d.num_workers} must be >= 0 (0: one per core).")
   if config.sample.num_classes_shown > d.num_classes:
     errors.append(f"config.sample.num_classes_shown={config.sample.num_classes_shown} exceeds "
                   f"data.num_classes={d.num_classes}.")

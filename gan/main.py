@@ -27,10 +27,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 class _LibraryInfoFilter(py_logging.Filter):
-  """Drops INFO records from orbax (several lines per checkpoint); keeps warnings."""
+  """Drops INFO records from orbax and TFDS (lines per checkpoint / dataset open)."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or "orbax" not in record.pathname
+    return record.levelno >= py_logging.WARNING or not any(
+        library in record.pathname for library in ("orbax", "tensorflow_datasets"))
 
 
 def main(argv):

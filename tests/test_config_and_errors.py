@@ -77,7 +77,7 @@ def test_missing_imagenet_names_dataset_dir_and_preparation(tmp_path):
     check_available(c)
   msg = str(e.value)
   for fragment in ("imagenet2012", str(tmp_path), "ILSVRC2012_img_train.tar",
-                   "downloads/manual", "tfds build imagenet2012", "shapes10"):
+                   "downloads/manual", "python -m gan.data.tfds_prepare imagenet2012", "shapes10"):
     assert fragment in msg, fragment
 
 

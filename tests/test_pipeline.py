@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from gan.data.pipeline import ArrayPipeline, prefetch
+from gan.data.pipeline import ArraySource, Pipeline, prefetch
 
 
 def make(process_index=0, process_count=1, flip=False, n=40):
   images = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
   images[:, :, 0] = 255  # left column marks orientation
   labels = np.arange(n, dtype=np.int32) % 7
-  return ArrayPipeline(images, labels, seed=3, d_steps=2, grad_accum_steps=2, micro_batch=4,
-                       process_index=process_index, process_count=process_count,
-                       random_flip=flip)
+  return Pipeline(ArraySource(images, labels), seed=3, d_steps=2, grad_accum_steps=2,
+                  micro_batch=4, process_index=process_index, process_count=process_count,
+                  random_flip=flip)
 
 
 def ids(batch):

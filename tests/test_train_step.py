@@ -69,12 +69,16 @@ def test_one_and_eight_devices_give_the_same_state(tmp_path):
   identically whatever the sharding, so only float summation order differs.
   The runner uses Adam eps = 1: early Adam steps with b1 = 0 and a tiny eps are
   ~lr * sign(g), so a gradient entry that is ~0 (e.g. a bias right before a BN)
-  flips sign on rounding noise and hides the comparison. Tolerance, per leaf after
-  3 steps of 2 D steps x 2 accumulations of 8 examples:
-  max|one - eight| <= 1e-3 * max|one| + 1e-6. Measured: parameters and
-  statistics agree to ~3e-6 of scale; the worst leaf is Adam's second moment of
-  G's first linear kernel, up to ~5e-4 (it squares the gradient). A sharding
-  bug (per-device BN statistics, repeated z, wrong data split) gives O(1).
+  flips sign on rounding noise and hides the comparison.
+
+  Tolerance, per leaf after 3 steps of 2 D steps x 2 accumulations of 8
+  examples, in the L2 norm: |one - eight| <= 5e-3 |one| + 1e-6 sqrt(size).
+  Measured: the median leaf differs by ~2e-7 (relative L2). G's gradients are
+  ill-conditioned in this tiny net (BN over 8 examples of 8 channels): at
+  step 1 they differ by ~1.4e-4 (single entries by ~6e-4 of the leaf's
+  largest), and by step 3 Adam's second moment of G's first linear kernel,
+  which squares them, by ~1.9e-3. A sharding bug (per-device BN statistics
+  over 1 example, repeated z, a wrong data split) gives differences of order 1.
   """
   results = {}
   for devices in (1, 8):
@@ -93,11 +97,11 @@ def test_one_and_eight_devices_give_the_same_state(tmp_path):
     if not np.issubdtype(one[name].dtype, np.floating):  # step, rng, Adam counts
       np.testing.assert_array_equal(a, b, err_msg=name)
       continue
-    scale = np.max(np.abs(a))
-    diff = np.max(np.abs(a - b))
-    assert diff <= 1e-3 * scale + 1e-6, (name, diff, scale)
-    worst = max(worst, diff / max(scale, 1e-3))
-  print(f"worst 1- vs 8-device difference relative to leaf scale: {worst:.2g}")
+    diff, norm = np.linalg.norm(a - b), np.linalg.norm(a)
+    allowed = 5e-3 * norm + 1e-6 * np.sqrt(a.size)
+    assert diff <= allowed, (name, diff, norm)
+    worst = max(worst, diff / allowed)
+  print(f"worst 1- vs 8-device difference: {worst:.2f} of the tolerance")
 
 
 def test_checkpoint_round_trip_is_bitwise(tmp_path):

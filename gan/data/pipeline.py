@@ -1,28 +1,42 @@
-"""Input pipelines: each process yields its share of every global batch.
+"""Input pipelines: each process reads and yields only its share of every global batch.
 
-A pipeline yields host-local numpy batches
+Every source is random access (``len(source)``, ``source.read(indices)``), so
+the example at global position p (the p-th example the run consumes) is a pure
+function of (seed, p):
+
+  epoch, offset = divmod(p, N)
+  index = permutation(seed, epoch)[offset];  flipped = coin(seed, epoch)[offset]
+
+Two runs with the same seed see the same batches, and a run resumed at step
+N reads batch N directly: nothing is replayed or skipped through.
+
+BigGAN layout of the host-local numpy batch at step s:
   image uint8 (d_steps, grad_accum_steps, local_micro, R, R, 3)
   label int32 (d_steps, grad_accum_steps, local_micro)
-where local_micro = micro_batch / process_count; ``gan.train.sharding``
-assembles them into one globally sharded array.
+holding positions s * examples_per_step + arange(...) reshaped to
+(d_steps, grad_accum_steps, micro_batch), of which process i takes the slice
+[i * local_micro, (i + 1) * local_micro) of the micro-batch axis.
+``gan.train.sharding.host_to_global`` makes them one globally sharded array.
 
 Sources:
-  shapes10     the embedded procedural dataset (gan/data/shapes.py), held in
-               memory; batch contents are a pure function of (seed, step).
-  <tfds name>  any prepared TFDS image-classification dataset, e.g.
-               imagenet2012 (see gan/data/tfds_source.py).
+  shapes10      the embedded procedural dataset (gan/data/shapes.py), in memory.
+  <tfds name>   a prepared TFDS dataset (imagenet2012, cifar10, celeb_a_hq/1024,
+  <directory>   lsun/bedroom, ...) or a directory written by gan.data.prepare;
+                see gan/data/tfds_source.py.
 """
 
+import functools
 import os
 import queue
 import threading
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import ml_collections
 import numpy as np
 
 from gan.config import ConfigError
 from gan.data import shapes
+from gan.data.image_ops import box_downsample
 
 EMBEDDED_DATASETS = ("shapes10",)
 
@@ -31,49 +45,88 @@ class DatasetUnavailableError(FileNotFoundError):
   """The configured dataset is not readable here; the message says how to prepare it."""
 
 
-class ArrayPipeline:
-  """Deterministic batches from in-memory arrays.
+class Source(Protocol):
+  resolution: int
 
-  Global example position p = step * examples_per_step + j reads example
-  perm_epoch[p % N] with epoch = p // N and perm_epoch a permutation seeded by
-  (seed, epoch); horizontal flips are seeded by (seed, step). So batch(step)
-  depends on nothing but (seed, step): resuming at step N needs no replay.
-  """
+  def __len__(self) -> int: ...
 
-  def __init__(self, images: np.ndarray, labels: np.ndarray, *, seed: int, d_steps: int,
-               grad_accum_steps: int, micro_batch: int, process_index: int = 0,
-               process_count: int = 1, random_flip: bool = True):
+  def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int (n,) -> images uint8 (n, R, R, 3), labels int32 (n,)."""
+
+
+class ArraySource:
+  """Images and labels held in memory (the embedded dataset, tests)."""
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray):
+    self.images, self.labels = images, labels.astype(np.int32)
+    self.resolution = images.shape[1]
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return self.images[indices], self.labels[indices]
+
+
+class Pipeline:
+  """Deterministic, per-process batches from a random-access source."""
+
+  def __init__(self, source: Source, *, seed: int, d_steps: int = 1, grad_accum_steps: int = 1,
+               micro_batch: int, process_index: int = 0, process_count: int = 1,
+               random_flip: bool = True):
     if micro_batch % process_count:
       raise ValueError(f"micro-batch {micro_batch} not divisible by {process_count} processes")
-    self.images, self.labels = images, labels
-    self.seed, self.random_flip = seed, random_flip
+    if len(source) < 1:
+      raise ValueError("the data source is empty.")
+    self.source, self.seed, self.random_flip = source, seed, random_flip
     self.layout = (d_steps, grad_accum_steps, micro_batch)
     self.local_micro = micro_batch // process_count
     self.process_index = process_index
+    # Per-epoch tables are O(N) to draw; a batch spans at most two epochs.
+    self._epoch_order = functools.lru_cache(maxsize=2)(self._draw_epoch_order)
+
+  def _draw_epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(permutation of the N examples, per-example flip coins) of ``epoch``."""
+    rng = np.random.default_rng([self.seed, epoch])
+    return rng.permutation(len(self.source)), rng.random(len(self.source)) < 0.5
+
+  def order(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Global positions (any shape) -> (example indices, flip flags), same shape."""
+    epochs, offsets = np.divmod(positions, len(self.source))
+    indices = np.empty_like(positions)
+    flips = np.zeros(positions.shape, bool)
+    for epoch in np.unique(epochs):
+      permutation, coins = self._epoch_order(int(epoch))
+      mask = epochs == epoch
+      indices[mask] = permutation[offsets[mask]]
+      flips[mask] = coins[offsets[mask]] & self.random_flip
+    return indices, flips
+
+  def examples(self, positions: np.ndarray, resolution: int | None = None
+               ) -> dict[str, np.ndarray]:
+    """Reads the examples at ``positions``: image uint8 (*shape, r, r, 3), label (*shape).
+
+    ``resolution`` below the source's box-downsamples (ProGAN's lower stages).
+    """
+    indices, flips = self.order(positions)
+    images, labels = self.source.read(indices.ravel())
+    images = np.where(flips.reshape(-1, 1, 1, 1), images[:, :, ::-1], images)
+    if resolution is not None and resolution != self.source.resolution:
+      if self.source.resolution % resolution:
+        raise ValueError(f"cannot box-downsample {self.source.resolution} to {resolution}.")
+      images = box_downsample(images, self.source.resolution // resolution)
+    return {"image": images.reshape(*positions.shape, *images.shape[1:]),
+            "label": labels.reshape(positions.shape).astype(np.int32)}
+
+  def local_positions(self, step: int) -> np.ndarray:
+    """int64 (d_steps, grad_accum_steps, local_micro): this process's positions at ``step``."""
+    per_step = int(np.prod(self.layout))
+    positions = (step * per_step + np.arange(per_step, dtype=np.int64)).reshape(self.layout)
+    lo = self.process_index * self.local_micro
+    return positions[:, :, lo:lo + self.local_micro]
 
   def batch(self, step: int) -> dict[str, np.ndarray]:
-    d_steps, accum, micro = self.layout
-    per_step = d_steps * accum * micro
-    positions = (step * per_step + np.arange(per_step)).reshape(self.layout)
-    lo = self.process_index * self.local_micro
-    positions = positions[:, :, lo:lo + self.local_micro]
-    indices = self._indices(positions.ravel()).reshape(positions.shape)
-    images = self.images[indices]
-    if self.random_flip:
-      flips = np.random.default_rng([self.seed, step, 1]).random(self.layout) < 0.5
-      flips = flips[:, :, lo:lo + self.local_micro]
-      images = np.where(flips[..., None, None, None], images[..., ::-1, :], images)
-    return {"image": images, "label": self.labels[indices].astype(np.int32)}
-
-  def _indices(self, positions: np.ndarray) -> np.ndarray:
-    n = len(self.images)
-    epochs, offsets = np.divmod(positions, n)
-    out = np.empty_like(positions)
-    for epoch in np.unique(epochs):
-      perm = np.random.default_rng([self.seed, int(epoch)]).permutation(n)
-      mask = epochs == epoch
-      out[mask] = perm[offsets[mask]]
-    return out
+    return self.examples(self.local_positions(step))
 
   def iterate(self, start_step: int) -> Iterator[dict[str, np.ndarray]]:
     step = start_step
@@ -94,22 +147,27 @@ def check_available(config: ml_collections.ConfigDict) -> None:
                        "images to generate, e.g. --config.data.num_examples=20000.")
     return
   from gan.data import tfds_source  # Imports TensorFlow: only when needed.
-  tfds_source.check_prepared(d.name, d.data_dir, d.split, d.num_classes)
+  tfds_source.check_prepared(d)
+
+
+def create_source(config: ml_collections.ConfigDict) -> Source:
+  """The source for ``config.data`` at ``config.model.resolution``; checks it first."""
+  check_available(config)
+  d, resolution = config.data, config.model.resolution
+  if d.name == "shapes10":
+    return ArraySource(*shapes.generate(d.num_examples, resolution, seed=config.seed))
+  from gan.data import tfds_source
+  return tfds_source.TfdsSource(d, resolution)
 
 
 def create_pipeline(config: ml_collections.ConfigDict, process_index: int = 0,
-                    process_count: int = 1):
-  """The pipeline for ``config.data``; ``check_available`` first for a clear error."""
-  check_available(config)
-  d, t = config.data, config.train
-  layout = dict(d_steps=t.d_steps, grad_accum_steps=t.grad_accum_steps,
-                micro_batch=t.batch_size // t.grad_accum_steps, process_index=process_index,
-                process_count=process_count)
-  if d.name == "shapes10":
-    images, labels = shapes.generate(d.num_examples, config.model.resolution, seed=config.seed)
-    return ArrayPipeline(images, labels, seed=config.seed, random_flip=d.random_flip, **layout)
-  from gan.data import tfds_source
-  return tfds_source.TfdsPipeline(config, **layout)
+                    process_count: int = 1) -> Pipeline:
+  """The BigGAN pipeline for ``config``: this process's share of each step's batches."""
+  t = config.train
+  return Pipeline(create_source(config), seed=config.seed, d_steps=t.d_steps,
+                  grad_accum_steps=t.grad_accum_steps,
+                  micro_batch=t.batch_size // t.grad_accum_steps, process_index=process_index,
+                  process_count=process_count, random_flip=config.data.random_flip)
 
 
 def prefetch(iterator: Iterator, size: int = 2) -> Iterator:

@@ -1,32 +1,39 @@
-"""Prepared TFDS image datasets (ImageNet and others) as BigGAN batches.
+"""Prepared TFDS datasets as a random-access source of preprocessed images.
 
-Preprocessing (BigGAN): center crop on the long edge to a square, resize to
-the training resolution with antialiased bilinear filtering (the reference
-prepares ImageNet with PIL's bilinear resize), random horizontal flip, uint8
-out; scaling to [-1, 1] happens inside the train step.
+``config.data.name`` is a TFDS name (``imagenet2012``, ``cifar10``,
+``celeb_a_hq/1024``, ``lsun/bedroom``, with ``config.data.data_dir``), or
+the directory of a dataset written by ``python -m gan.data.prepare``.
 
-Each process reads a disjoint, equal share of the split
-(``tfds.split_for_jax_process``). Shuffling is seeded by (seed, start step):
-runs are reproducible, but a resumed run sees a fresh order rather than the
-continuation of the interrupted one.
+Records are read by index from the dataset's ArrayRecord files (the only
+TFDS format with random access; ``python -m gan.data.tfds_prepare`` prepares
+or converts a dataset to it), decoded and preprocessed with
+``gan.data.image_ops.preprocess`` (center crop, resize with
+``config.data.resize_filter``) in a thread pool: PIL releases the GIL while
+decoding and resizing. Each process reads only the records of its share of
+each batch (see gan/data/pipeline.py).
 """
 
+import concurrent.futures
 import os
 
 import ml_collections
 import numpy as np
+from etils import epath
 
 from gan.config import ConfigError
+from gan.data import image_ops
 from gan.data.pipeline import DatasetUnavailableError, default_tfds_data_dir
 
-RESIZE_METHOD = "bilinear (antialias)"
-
-PREPARE_HINTS = {
+_TFDS_PREPARE = "python -m gan.data.tfds_prepare {name} --data_dir={data_dir}"
+MANUAL_DOWNLOADS = {  # What TFDS cannot download itself, and where it goes.
     "imagenet2012": (
         "put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from "
         "https://image-net.org/download-images, registration required) in "
-        "{data_dir}/downloads/manual/, then run: "
-        "tfds build imagenet2012 --data_dir={data_dir}"),
+        "{data_dir}/downloads/manual/"),
+    "celeb_a_hq": (
+        "build CelebA-HQ with the official progressive_growing_of_gans dataset_tool "
+        "(https://github.com/tkarras/progressive_growing_of_gans#preparing-datasets-for-training) "
+        "and put its data2x2.tar ... data1024x1024.tar in {data_dir}/downloads/manual/"),
 }
 
 
@@ -34,76 +41,106 @@ def _import_tfds():
   import tensorflow as tf
   import tensorflow_datasets as tfds
   tf.config.set_visible_devices([], "GPU")  # Keep TensorFlow off the accelerators.
-  return tf, tfds
+  return tfds
 
 
-def check_prepared(name: str, data_dir: str | None, split: str, num_classes: int) -> None:
-  """Raises DatasetUnavailableError naming the dataset, the directory and how to prepare it."""
-  _, tfds = _import_tfds()
-  data_dir = data_dir or default_tfds_data_dir()
+def is_directory_name(name: str) -> bool:
+  return name.startswith(("/", "./", "../", "~", "gs://")) or os.sep in name and os.path.isdir(name)
+
+
+def open_builder(name: str, data_dir: str | None):
+  """The TFDS builder for a registered name or a dataset directory."""
+  tfds = _import_tfds()
+  if is_directory_name(name):
+    path = epath.Path(os.path.expanduser(name))
+    if not (path / "dataset_info.json").exists():
+      raise DatasetUnavailableError(
+          f"config.data.name={name!r} is a directory without dataset_info.json. Write a dataset "
+          f"there from a folder of images with: python -m gan.data.prepare SRC_DIR {name} "
+          "--resolution=R")
+    return tfds.builder_from_directory(str(path))
   try:
-    builder = tfds.builder(name, data_dir=data_dir)
+    return tfds.builder(name, data_dir=data_dir or default_tfds_data_dir())
   except Exception as e:  # Unknown names raise DatasetNotFoundError and friends.
-    raise ConfigError(f"config.data.name={name!r} is neither an embedded dataset ('shapes10') "
-                     f"nor a TFDS dataset ({type(e).__name__}: {e}).") from e
-  if not builder.is_prepared():
-    hint = PREPARE_HINTS.get(name, f"run: tfds build {name} --data_dir={{data_dir}}")
+    raise ConfigError(f"config.data.name={name!r} is neither an embedded dataset ('shapes10'), "
+                     f"a TFDS dataset nor a dataset directory ({type(e).__name__}: {e}).") from e
+
+
+def check_prepared(data: ml_collections.ConfigDict):
+  """Raises DatasetUnavailableError / ConfigError naming the fix; returns the builder."""
+  tfds = _import_tfds()
+  name, data_dir = data.name, data.data_dir or default_tfds_data_dir()
+  builder = open_builder(name, data_dir)
+  prepare = _TFDS_PREPARE.format(name=name, data_dir=data_dir)
+  # A gan.data.prepare directory has no <name>/<version> layout; open_builder checked it.
+  if not is_directory_name(name) and not builder.is_prepared():
+    manual = MANUAL_DOWNLOADS.get(name.split("/")[0])
+    steps = (f"{manual.format(data_dir=data_dir)}, then run: {prepare}" if manual
+             else f"run: {prepare}")
     raise DatasetUnavailableError(
-        f"Dataset {name!r} is not prepared in the TFDS data_dir {data_dir!r} "
-        f"(looked for {builder.data_dir}). To prepare it, {hint.format(data_dir=data_dir)}. "
-        "Point config.data.data_dir (or $TFDS_DATA_DIR) at another directory if it is "
-        "prepared elsewhere, or train on the embedded dataset with "
-        "--config.data.name=shapes10 --config.data.num_classes=10 "
+        f"Dataset {name!r} is not prepared in the TFDS data_dir {data_dir!r} (looked for "
+        f"{builder.data_dir}). To prepare it, {steps}. Point config.data.data_dir (or "
+        "$TFDS_DATA_DIR) elsewhere if it is prepared there, or train on the embedded dataset "
+        "with --config.data.name=shapes10 --config.data.num_classes=10 "
         "--config.data.num_examples=20000.")
-  label = builder.info.features.get("label") if hasattr(builder.info.features, "get") else None
-  if label is not None and getattr(label, "num_classes", num_classes) != num_classes:
-    raise ConfigError(f"config.data.num_classes={num_classes} but {name} has "
-                     f"{label.num_classes} classes; set --config.data.num_classes="
-                     f"{label.num_classes}.")
-  if split.split("[")[0] not in builder.info.splits:
-    raise ConfigError(f"config.data.split={split!r}: {name} has splits "
+  if tfds.core.file_adapters.FileFormat.ARRAY_RECORD not in builder.info.available_file_formats():
+    raise DatasetUnavailableError(
+        f"Dataset {name!r} in {builder.data_dir} is stored as {builder.info.file_format.value} "
+        "only; the pipeline reads examples by index, which TFDS supports for ArrayRecord. "
+        f"Add an ArrayRecord copy next to it with: {prepare}")
+  if data.split.split("[")[0] not in builder.info.splits:
+    raise ConfigError(f"config.data.split={data.split!r}: {name} has splits "
                      f"{sorted(builder.info.splits)}.")
+  features = builder.info.features
+  if "image" not in features:
+    raise ConfigError(f"{name} has no 'image' feature (features: {sorted(features)}).")
+  if data.label_key:
+    label = features[data.label_key] if data.label_key in features else None
+    if label is None or not hasattr(label, "num_classes"):
+      raise ConfigError(
+          f"config.data.label_key={data.label_key!r} is not a class label of {name} "
+          f"(features: {sorted(features)}). For an unconditional model set "
+          "--config.data.label_key='' --config.data.num_classes=1.")
+    if label.num_classes != data.num_classes:
+      raise ConfigError(f"config.data.num_classes={data.num_classes} but {name} has "
+                       f"{label.num_classes} classes; set --config.data.num_classes="
+                       f"{label.num_classes}.")
+  elif data.num_classes != 1:
+    raise ConfigError(f"config.data.label_key='' (unconditional) needs "
+                     f"config.data.num_classes=1, not {data.num_classes}.")
+  return builder
 
 
-def center_crop_resize(image, resolution: int):
-  """uint8 (H, W, 3) -> float32 (resolution, resolution, 3) in [0, 255]."""
-  tf, _ = _import_tfds()
-  shape = tf.shape(image)
-  side = tf.minimum(shape[0], shape[1])
-  top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
-  image = tf.image.crop_to_bounding_box(image, top, left, side, side)
-  return tf.image.resize(image, (resolution, resolution), method="bilinear", antialias=True)
+class TfdsSource:
+  """Random access to a prepared TFDS split, preprocessed to (R, R, 3) uint8."""
 
+  def __init__(self, data: ml_collections.ConfigDict, resolution: int):
+    tfds = _import_tfds()
+    builder = check_prepared(data)
+    self.name, self.resolution = data.name, resolution
+    self.label_key, self.resize_filter = data.label_key, data.resize_filter
+    self._records = builder.as_data_source(split=data.split, file_format="array_record",
+                                           decoders={"image": tfds.decode.SkipDecoding()})
+    self._pool = concurrent.futures.ThreadPoolExecutor(data.num_workers or os.cpu_count(),
+                                                       thread_name_prefix="decode")
 
-class TfdsPipeline:
-  def __init__(self, config: ml_collections.ConfigDict, *, d_steps: int, grad_accum_steps: int,
-               micro_batch: int, process_index: int = 0, process_count: int = 1):
-    self.config = config
-    self.layout = (d_steps, grad_accum_steps, micro_batch // process_count)
-    self.process_index, self.process_count = process_index, process_count
+  def __len__(self) -> int:
+    return len(self._records)
 
-  def iterate(self, start_step: int):
-    tf, tfds = _import_tfds()
-    d, res = self.config.data, self.config.model.resolution
-    # Mix the start step into the seed so a resumed run does not replay from the start.
-    seed = (self.config.seed * 1_000_003 + start_step) % 2**31
-    builder = tfds.builder(d.name, data_dir=d.data_dir or default_tfds_data_dir())
-    split = tfds.even_splits(d.split, n=self.process_count, drop_remainder=True)[
-        self.process_index]
-    read_config = tfds.ReadConfig(shuffle_seed=seed,
-                                  interleave_cycle_length=os.cpu_count() or 1)
-    ds = builder.as_dataset(split=split, shuffle_files=True, read_config=read_config)
+  def _preprocess(self, index_and_record) -> np.ndarray:
+    index, record = index_and_record
+    try:
+      return image_ops.preprocess(record["image"], self.resolution, self.resize_filter)[0]
+    except image_ops.UnreadableImageError as e:
+      raise image_ops.UnreadableImageError(
+          f"record {index} of {self.name} cannot be decoded ({e}); rebuild the dataset, or "
+          "prepare the images with python -m gan.data.prepare, which skips bad files.") from e
 
-    def preprocess(example):
-      image = center_crop_resize(example["image"], res)
-      if d.random_flip:
-        image = tf.image.random_flip_left_right(image)
-      image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-      return {"image": image, "label": tf.cast(example["label"], tf.int32)}
-
-    ds = ds.repeat().shuffle(d.shuffle_buffer, seed=seed)
-    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-    d_steps, accum, local_micro = self.layout
-    ds = ds.batch(local_micro, drop_remainder=True).batch(accum).batch(d_steps)
-    for batch in tfds.as_numpy(ds.prefetch(tf.data.AUTOTUNE)):
-      yield {"image": np.asarray(batch["image"]), "label": np.asarray(batch["label"])}
+  def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    records = self._records.__getitems__([int(i) for i in indices])
+    images = np.stack(list(self._pool.map(self._preprocess, zip(indices, records))))
+    if self.label_key:
+      labels = np.asarray([r[self.label_key] for r in records], np.int32)
+    else:
+      labels = np.zeros(len(records), np.int32)
+    return images, labels
