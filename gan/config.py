@@ -76,10 +76,13 @@ def biggan_defaults() -> ml_collections.ConfigDict:
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
   """Raises ConfigError naming every problem with ``config`` and its fix."""
+  if config.model.name == "progan":
+    from gan import progan_config
+    return progan_config.validate(config, num_devices, num_processes)
   errors = []
   m, t, d = config.model, config.train, config.data
   if m.name != "biggan":
-    errors.append(f"config.model.name={m.name!r} is unknown; choose 'biggan'.")
+    errors.append(f"config.model.name={m.name!r} is unknown; choose 'biggan' or 'progan'.")
   if m.resolution not in ARCHITECTURES:
     errors.append(f"config.model.resolution={m.resolution} has no architecture; "
                   f"choose one of {sorted(ARCHITECTURES)}.")

@@ -38,4 +38,4 @@ def save_png(path: str | epath.Path, image: np.ndarray) -> None:
   Image.fromarray(image).save(buffer, format="PNG")
   tmp = path.parent / (path.name + ".tmp")
   tmp.write_bytes(buffer.getvalue())
-  tmp.rename(path)
+  tmp.replace(path)  # a resumed run may redraw the grid of a step

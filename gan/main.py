@@ -47,10 +47,11 @@ def main(argv):
                jax.devices()[0].platform)
   from gan.config import ConfigError
   from gan.data.pipeline import DatasetUnavailableError
-  from gan.train import trainer
+  from gan.train import progan_trainer, trainer
 
+  train = progan_trainer.train if _CONFIG.value.model.name == "progan" else trainer.train
   try:
-    trainer.train(_CONFIG.value, _WORKDIR.value)
+    train(_CONFIG.value, _WORKDIR.value)
   except (ConfigError, DatasetUnavailableError) as e:  # Our own, explained errors.
     raise SystemExit(f"error: {e}") from None
 

@@ -174,3 +174,13 @@ def test_trainer_runs_on_the_tfds_source(data_dir, tmp_path):
   state = trainer.train(config, str(tmp_path / "run"))
   assert int(state.step) == 2
   assert (tmp_path / "run" / "checkpoints" / "2").is_dir()
+
+
+def test_manual_download_datasets_say_which_files_go_where(tmp_path):
+  config = config_for(str(tmp_path))
+  config.data.name, config.data.label_key, config.data.num_classes = "celeb_a_hq/1024", "", 1
+  with pytest.raises(DatasetUnavailableError) as e:
+    create_source(config)
+  for fragment in ("data1024x1024.tar", f"{tmp_path}/downloads/manual",
+                   "python -m gan.data.tfds_prepare celeb_a_hq/1024"):
+    assert fragment in str(e.value), fragment

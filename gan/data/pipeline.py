@@ -81,7 +81,7 @@ class Pipeline:
     self.source, self.seed, self.random_flip = source, seed, random_flip
     self.layout = (d_steps, grad_accum_steps, micro_batch)
     self.local_micro = micro_batch // process_count
-    self.process_index = process_index
+    self.process_index, self.process_count = process_index, process_count
     # Per-epoch tables are O(N) to draw; a batch spans at most two epochs.
     self._epoch_order = functools.lru_cache(maxsize=2)(self._draw_epoch_order)
 
@@ -125,6 +125,13 @@ class Pipeline:
     lo = self.process_index * self.local_micro
     return positions[:, :, lo:lo + self.local_micro]
 
+  def host_positions(self, start: int, count: int) -> np.ndarray:
+    """This process's share of the global positions [start, start + count) (ProGAN)."""
+    if count % self.process_count:
+      raise ValueError(f"batch {count} not divisible by {self.process_count} processes")
+    share = count // self.process_count
+    return start + self.process_index * share + np.arange(share, dtype=np.int64)
+
   def batch(self, step: int) -> dict[str, np.ndarray]:
     return self.examples(self.local_positions(step))
 
@@ -155,7 +162,10 @@ def create_source(config: ml_collections.ConfigDict) -> Source:
   check_available(config)
   d, resolution = config.data, config.model.resolution
   if d.name == "shapes10":
-    return ArraySource(*shapes.generate(d.num_examples, resolution, seed=config.seed))
+    # Drawn at >= 16x16 (the smallest its shapes are legible at), box-filtered below.
+    drawn = max(resolution, 16)
+    images, labels = shapes.generate(d.num_examples, drawn, seed=config.seed)
+    return ArraySource(box_downsample(images, drawn // resolution), labels)
   from gan.data import tfds_source
   return tfds_source.TfdsSource(d, resolution)
 

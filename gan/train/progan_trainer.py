@@ -1,0 +1,151 @@
+"""The ProGAN training loop: schedule -> per-phase compiled steps -> logs, samples, checkpoints.
+
+Progress is counted in real images shown; ``state.images_shown`` alone fixes
+the phase (resolution, fade or stable, batch size, learning rate) and alpha,
+so a run resumed from any checkpoint, mid-fade included, continues exactly
+where it stopped. Each phase's step is compiled once, when the phase starts,
+and its compile time is logged; compiled executables never recompile.
+"""
+
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers
+from etils import epath
+
+from gan import config as config_lib
+from gan.data import pipeline as data_pipeline
+from gan.images import make_grid, save_png
+from gan.train import progan_step
+from gan.train.checkpointing import Checkpointer
+from gan.train.progan_schedule import Phase, Schedule
+from gan.train.sharding import host_to_global, make_mesh, replicated
+
+
+def _batches(pipeline: data_pipeline.Pipeline, schedule: Schedule, images_shown: int):
+  """Yields (images_shown, phase, this process's uint8 images) from ``images_shown`` on."""
+  while True:
+    phase = schedule.phase_at(images_shown)
+    positions = pipeline.host_positions(images_shown, phase.batch_size)
+    yield images_shown, phase, pipeline.examples(positions, resolution=phase.resolution)["image"]
+    images_shown += phase.batch_size
+
+
+def train(config: ml_collections.ConfigDict, workdir: str,
+          history: list | None = None) -> progan_step.ProganState:
+  """Trains (or resumes) the run in ``workdir``; returns the final state.
+
+  ``history``, if given, receives one dict per step (images_shown, phase,
+  resolution, kind, alpha) and one per compilation (compiled_phase, seconds).
+  """
+  config_lib.validate(config, jax.device_count(), jax.process_count())
+  schedule = Schedule.from_config(config)
+  source = data_pipeline.create_source(config)  # at the final resolution
+  pipeline = data_pipeline.Pipeline(
+      source, seed=config.seed, micro_batch=jax.process_count(), random_flip=config.data.random_flip,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  workdir = epath.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_chief = jax.process_index() == 0
+  if is_chief:
+    (workdir / "config.json").write_text(config.to_json(indent=2))
+  logging.info("ProGAN schedule:\n%s", schedule.describe())
+
+  mesh = make_mesh()
+  gan = progan_step.build_progan(config)
+  state = jax.jit(lambda: progan_step.init_state(gan, config.seed, schedule.phases[0]),
+                  out_shardings=replicated(mesh))()
+  checkpointer = Checkpointer(str(workdir), config.keep_checkpoints)
+  if checkpointer.latest_step():
+    state = checkpointer.restore(checkpointer.latest_step(), state)
+  images_shown, step = int(state.images_shown), int(state.step)
+  start_step = step
+  if step:
+    logging.info("Resumed at step %d, %d images shown: %s, alpha %.4f", step, images_shown,
+                 schedule.phase_at(images_shown), schedule.alpha(images_shown))
+
+  writer = metric_writers.create_default_writer(str(workdir), just_logging=not is_chief)
+  s = config.sample
+  z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1), (s.rows * s.cols, gan.latent_dim))
+  sample = progan_step.sample_fn(gan)
+
+  def save_samples(phase: Phase, at_images: int) -> None:
+    alpha = jnp.float32(schedule.alpha(at_images)) if phase.fading else None
+    grid = make_grid(np.asarray(jax.device_get(
+        sample(state.ema_params, z_fixed, phase.resolution, alpha))), rows=s.rows)
+    if is_chief:
+      name = f"step_{step:08d}_{phase.resolution}x{phase.resolution}_{phase.kind}.png"
+      save_png(workdir / "samples" / name, grid)
+      writer.write_images(step, {f"samples_ema_{phase.resolution}": grid[None]})
+
+  saved = {checkpointer.latest_step()}
+
+  def save_checkpoint() -> None:
+    if step not in saved:  # A phase end can coincide with checkpoint_every_steps.
+      checkpointer.save(step, state)
+      saved.add(step)
+
+  reset = jax.jit(lambda st, index: progan_step.reset_optimizers(gan, st, schedule.phases[index]),
+                  static_argnums=1, out_shardings=replicated(mesh), donate_argnums=0)
+  compiled, sums, window = {}, None, (time.perf_counter(), 0, 0)
+  batches = data_pipeline.prefetch(_batches(pipeline, schedule, images_shown))
+  phase = schedule.phase_at(images_shown)
+  while images_shown < schedule.total_images and not 0 < config.train.max_steps <= step:
+    at, phase, local_images = next(batches)
+    assert at == images_shown, (at, images_shown)
+    if int(state.opt_phase) != phase.index:  # A phase boundary: close the previous phase.
+      previous = schedule.phases[int(state.opt_phase)]
+      save_samples(previous, images_shown - 1)
+      save_checkpoint()
+      if config.train.reset_optimizer:
+        state = reset(state, phase.index)
+      else:
+        state = state.replace(opt_phase=jnp.asarray(phase.index, jnp.int32))
+    alpha = jnp.float32(schedule.alpha(images_shown))
+    images = host_to_global(mesh, local_images, example_axis=0)
+    rng = jax.random.fold_in(state.rng, step)
+    if phase.index not in compiled:
+      start = time.perf_counter()
+      step_fn = progan_step.jit_train_step(progan_step.make_train_step(gan, phase, mesh), mesh)
+      compiled[phase.index] = step_fn.lower(state, images, alpha, rng).compile()
+      seconds = time.perf_counter() - start
+      logging.info("Compiled the step of phase %d (%s) in %.1f s.", phase.index, phase, seconds)
+      writer.write_scalars(step, {"compile_seconds": seconds})
+      if history is not None:
+        history.append({"compiled_phase": phase.index, "seconds": seconds})
+      window = (time.perf_counter(), 0, 0)
+    if history is not None:
+      history.append({"step": step, "images_shown": images_shown, "phase": phase.index,
+                      "resolution": phase.resolution, "kind": phase.kind, "alpha": float(alpha)})
+    state, metrics = compiled[phase.index](state, images, alpha, rng)
+    images_shown += phase.batch_size
+    step += 1
+    sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+    window = (window[0], window[1] + 1, window[2] + phase.batch_size)
+    if step % config.log_every_steps == 0:
+      elapsed = time.perf_counter() - window[0]
+      means = {k: float(v) / window[1] for k, v in jax.device_get(sums).items()}
+      writer.write_scalars(step, {**means, "resolution": phase.resolution,
+                                  "batch_size": phase.batch_size, "kimg": images_shown / 1e3,
+                                  "images_per_sec": window[2] / elapsed})
+      sums, window = None, (time.perf_counter(), 0, 0)
+    if step % config.sample_every_steps == 0:
+      save_samples(phase, images_shown - 1)
+    if step % config.checkpoint_every_steps == 0:
+      save_checkpoint()
+
+  if step != start_step:  # The final phase's grid, and the final state.
+    if step % config.sample_every_steps:
+      save_samples(phase, images_shown - 1)
+    save_checkpoint()
+  if is_chief:
+    (workdir / "compiles.json").write_text(json.dumps(
+        {str(k): str(schedule.phases[k]) for k in sorted(compiled)}, indent=2))
+  writer.flush()
+  checkpointer.close()
+  return state

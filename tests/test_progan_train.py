@@ -1,0 +1,129 @@
+"""ProGAN training end to end: per-phase compilation, samples, optimiser resets, resume mid-fade."""
+
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from gan.progan_config import progan_defaults
+from gan.train import progan_trainer
+from gan.train.progan_schedule import Schedule
+
+PHASE_IMAGES = 64
+BATCH = 16  # 4 steps per phase
+
+
+def tiny_progan(**train):
+  c = progan_defaults()
+  c.model.resolution = 8
+  c.model.latent_dim = 16
+  c.model.fmap_base = 64
+  c.model.fmap_max = 16
+  c.data.name, c.data.num_classes, c.data.num_examples = "shapes10", 10, 200
+  c.schedule.fade_images = c.schedule.stable_images = PHASE_IMAGES
+  c.schedule.total_images = PHASE_IMAGES * 3  # stable 4, fade 8, stable 8
+  c.schedule.batch_sizes, c.schedule.learning_rates = "", ""
+  c.schedule.default_batch_size = BATCH
+  c.sample.rows, c.sample.cols = 2, 2
+  # Checkpoints at step 6 (mid-fade) and at the phase ends (4, 8, 12), all kept.
+  c.log_every_steps, c.sample_every_steps, c.checkpoint_every_steps = 2, 100, 6
+  c.keep_checkpoints = 10
+  for key, value in train.items():
+    c.train[key] = value
+  return c
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("progan") / "run"
+  history = []
+  state = progan_trainer.train(tiny_progan(), str(workdir), history)
+  return workdir, history, state
+
+
+def steps_of(history):
+  return [h for h in history if "step" in h]
+
+
+def test_one_compilation_per_phase_and_the_schedule_is_followed(uninterrupted):
+  workdir, history, state = uninterrupted
+  schedule = Schedule.from_config(tiny_progan())
+  compiled = [h["compiled_phase"] for h in history if "compiled_phase" in h]
+  assert compiled == list(range(len(schedule.phases))) == [0, 1, 2]
+  steps = steps_of(history)
+  assert len(steps) == int(state.step) == 3 * PHASE_IMAGES // BATCH
+  assert int(state.images_shown) == 3 * PHASE_IMAGES
+  for h in steps:  # independent arithmetic: phase p covers [64 p, 64 (p + 1))
+    p = h["images_shown"] // PHASE_IMAGES
+    assert h["phase"] == p
+    assert h["resolution"] == [4, 8, 8][p]
+    assert h["kind"] == ["stable", "fade", "stable"][p]
+    expected_alpha = (h["images_shown"] - PHASE_IMAGES) / PHASE_IMAGES if p == 1 else 1
+    assert h["alpha"] == pytest.approx(expected_alpha)
+  samples = sorted(os.listdir(workdir / "samples"))
+  for resolution, kind in [(4, "stable"), (8, "fade"), (8, "stable")]:
+    assert any(name.endswith(f"_{resolution}x{resolution}_{kind}.png") for name in samples), samples
+
+
+def test_optimizer_state_is_reset_at_each_phase(uninterrupted):
+  _, _, state = uninterrupted
+  # Adam's step count: 4 steps since the last reset, not 12.
+  counts = [int(x) for x in jax.tree.leaves(state.g_opt_state) if np.ndim(x) == 0]
+  assert counts and all(c == PHASE_IMAGES // BATCH for c in counts)
+
+
+def test_optimizer_state_carries_over_when_reset_is_off(tmp_path):
+  state = progan_trainer.train(tiny_progan(reset_optimizer=False, max_steps=6), str(tmp_path))
+  counts = [int(x) for x in jax.tree.leaves(state.g_opt_state) if np.ndim(x) == 0]
+  assert counts and all(c == 6 for c in counts)  # 4 steps at 4x4 + 2 into the fade
+  assert int(state.opt_phase) == 1
+
+
+def test_every_resolution_trained_and_the_shared_tree_is_whole(uninterrupted):
+  _, _, state = uninterrupted
+  names = {"/".join(str(getattr(k, "key", k)) for k in path)
+           for path, _ in jax.tree_util.tree_flatten_with_path(state.g_params)[0]}
+  assert any("to_rgb_8" in n for n in names) and any("to_rgb_4" in n for n in names)
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.ema_params))
+
+
+def test_resume_mid_fade_restores_phase_alpha_and_images_shown(uninterrupted, tmp_path):
+  full_workdir, full_history, full_state = uninterrupted
+  stop = 6  # 6 steps = 96 images: half-way through the fade to 8x8
+  workdir = tmp_path / "run"
+  shutil.copytree(full_workdir, workdir)
+  for checkpoint in (workdir / "checkpoints").iterdir():  # as if killed after step 6
+    if checkpoint.name.isdigit() and int(checkpoint.name) > stop:
+      shutil.rmtree(checkpoint)
+  resumed = []
+  state = progan_trainer.train(tiny_progan(), str(workdir), resumed)
+  expected = steps_of(full_history)[stop]
+  assert expected["kind"] == "fade" and expected["alpha"] == 0.5
+  assert steps_of(resumed)[0] == expected  # step, images shown, phase, resolution, kind, alpha
+  assert steps_of(resumed) == steps_of(full_history)[stop:]
+  # Only the phases it ran were compiled after the restart.
+  assert [h["compiled_phase"] for h in resumed if "compiled_phase" in h] == [1, 2]
+  for a, b in zip(jax.tree.leaves(full_state), jax.tree.leaves(state)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "lsgan", "hinge"])
+def test_other_losses_train_through_the_same_step(loss):
+  from gan.train import progan_step
+  from gan.train.sharding import make_mesh
+  config = tiny_progan(loss=loss, gp_weight=0.0, drift=0.0)
+  phase = Schedule.from_config(config).phases[0]  # 4x4: the 8x8 layers sit unused
+  gan = progan_step.build_progan(config)
+  state = progan_step.init_state(gan, 0, phase)
+  step = jax.jit(progan_step.make_train_step(gan, phase, make_mesh()))
+  images = np.random.default_rng(0).integers(0, 256, (BATCH, 4, 4, 3), dtype=np.uint8)
+  new_state, metrics = step(state, images, np.float32(1.0), jax.random.PRNGKey(1))
+  assert set(metrics) >= {"d_loss", "g_loss", "d_real", "d_fake"}
+  assert "gradient_penalty" not in metrics and "drift" not in metrics
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  assert int(new_state.images_shown) == BATCH
+  moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.d_params),
+                                                    jax.tree.leaves(new_state.d_params))]
+  assert any(moved) and not all(moved)  # the 4x4 path trained; the 8x8 layers did not move
