@@ -19,6 +19,7 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   """BigGAN at 128x128 on ImageNet with the paper's hyperparameters."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.resume = "auto"  # or 'force': continue a workdir's run with changed settings
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "biggan"
@@ -60,6 +61,11 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   # D-step / accumulation loops: 'auto' unrolls on CPU (XLA:CPU is ~30x slower on
   # convolutions inside loops), lax.scan elsewhere; or 'true' / 'false'.
   c.train.unroll_loops = "auto"
+  # Non-finite losses/gradients (gan/train/health.py): the update is always skipped;
+  # after `nonfinite_patience` in a row: 'skip' (go on), 'rollback' or 'stop'.
+  c.train.nonfinite_policy = "skip"
+  c.train.nonfinite_patience = 10
+  c.train.inject_nonfinite_steps = ""  # fault injection, e.g. "100,101"
 
   c.sample = ml_collections.ConfigDict()
   c.sample.num_classes_shown = 10  # rows of the sample grid
@@ -70,8 +76,29 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   c.log_every_steps = 100
   c.sample_every_steps = 2_000
   c.checkpoint_every_steps = 2_000
+  c.checkpoint_every_secs = 0   # > 0: also when this long has passed since the last save
   c.keep_checkpoints = 3
   return c
+
+
+def validate_reliability(config: ml_collections.ConfigDict) -> list[str]:
+  """Problems with the non-finite policy and checkpoint-interval fields (any model)."""
+  from gan.train.health import POLICIES, parse_steps
+  train, errors = config.train, []
+  if config.checkpoint_every_secs < 0:
+    errors.append(f"config.checkpoint_every_secs={config.checkpoint_every_secs} must be >= 0 "
+                  "(0: by steps only).")
+  if train.nonfinite_policy not in POLICIES:
+    errors.append(f"config.train.nonfinite_policy={train.nonfinite_policy!r}; choose one of "
+                  f"{list(POLICIES)}.")
+  if train.nonfinite_patience < 1:
+    errors.append(f"config.train.nonfinite_patience={train.nonfinite_patience} must be >= 1.")
+  try:
+    parse_steps(train.inject_nonfinite_steps)
+  except ValueError:
+    errors.append(f"config.train.inject_nonfinite_steps={train.inject_nonfinite_steps!r}: "
+                  "comma-separated step numbers, e.g. '100,101'.")
+  return errors
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
@@ -138,6 +165,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
                "keep_checkpoints"):
     if config[name] < 1:
       errors.append(f"config.{name}={config[name]} must be >= 1.")
+  errors += validate_reliability(config)
   if d.resize_filter not in RESIZE_FILTERS:
     errors.append(f"config.data.resize_filter={d.resize_filter!r}; choose one of "
                   f"{sorted(RESIZE_FILTERS)}.")

@@ -14,6 +14,7 @@ from gan.losses import LOSSES
 def progan_defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.resume = "auto"  # or 'force': continue a workdir's run with changed settings
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "progan"
@@ -60,6 +61,11 @@ def progan_defaults() -> ml_collections.ConfigDict:
   c.train.ema_decay = 0.999     # per step
   c.train.reset_optimizer = True  # fresh Adam state at every phase change (official default)
   c.train.max_steps = 0         # > 0: stop after this many steps (total, not per run)
+  # Non-finite losses/gradients (gan/train/health.py): the update is always skipped;
+  # after `nonfinite_patience` in a row: 'skip' (go on), 'rollback' or 'stop'.
+  c.train.nonfinite_policy = "skip"
+  c.train.nonfinite_patience = 10
+  c.train.inject_nonfinite_steps = ""  # fault injection, e.g. "100,101"
 
   c.sample = ml_collections.ConfigDict()
   c.sample.rows = 8
@@ -68,13 +74,14 @@ def progan_defaults() -> ml_collections.ConfigDict:
   c.log_every_steps = 100
   c.sample_every_steps = 2_000  # and at the end of every phase
   c.checkpoint_every_steps = 2_000  # and at the end of every phase
+  c.checkpoint_every_secs = 0   # > 0: also when this long has passed since the last save
   c.keep_checkpoints = 3
   return c
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int) -> None:
   """Raises ConfigError naming every problem with a ProGAN ``config`` and its fix."""
-  from gan.config import ConfigError
+  from gan.config import ConfigError, validate_reliability
   from gan.train.progan_schedule import Schedule
 
   errors = []
@@ -86,6 +93,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
       errors.append(f"config.model.{name}={m[name]} must be >= 1.")
   if t.loss not in LOSSES:
     errors.append(f"config.train.loss={t.loss!r}; choose one of {list(LOSSES)}.")
+  errors += validate_reliability(config)
   if not 0 <= t.ema_decay < 1:
     errors.append(f"config.train.ema_decay={t.ema_decay} must be in [0, 1).")
   if t.gp_weight < 0 or t.gp_target <= 0 or t.drift < 0:

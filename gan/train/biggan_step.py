@@ -23,6 +23,7 @@ from jax.sharding import Mesh
 from gan import losses
 from gan.regularizers import orthogonal_regularization
 from gan.sampling import sample_labels, sample_latents
+from gan.train import health
 from gan.train.sharding import batch_sharding, replicated
 from gan.train.state import GAN, TrainState
 
@@ -73,6 +74,7 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: Mesh) -> 
   t = config.train
   accum, micro = t.grad_accum_steps, t.batch_size // t.grad_accum_steps
   unroll = should_unroll(t.unroll_loops)
+  inject_steps = health.parse_steps(t.inject_nonfinite_steps)
   shard_examples = lambda x: jax.lax.with_sharding_constraint(x, batch_sharding(mesh))
 
   def generate(g_params, g_vars, key):
@@ -89,12 +91,13 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: Mesh) -> 
                                              train=True, mutable=["spectral"])
     return logits, d_vars
 
-  def d_loss_fn(d_params, d_vars, real, real_labels, fake, fake_labels):
+  def d_loss_fn(d_params, d_vars, real, real_labels, fake, fake_labels, fault):
     images = jnp.concatenate([real, fake], axis=0)
     labels = jnp.concatenate([real_labels, fake_labels], axis=0)
     logits, d_vars = discriminate(d_params, d_vars, images, labels)
     real_logits, fake_logits = jnp.split(logits, 2)
     loss_real, loss_fake = losses.hinge_d_loss(real_logits, fake_logits)
+    loss_real = loss_real * fault  # 1, or NaN at config.train.inject_nonfinite_steps
     metrics = {"d_loss_real": loss_real, "d_loss_fake": loss_fake,
                "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
     return loss_real + loss_fake, (d_vars, metrics)
@@ -109,6 +112,7 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: Mesh) -> 
     """One D optimiser step over ``accum`` micro-batches of reals."""
     state = carry
     images, labels, key = inputs
+    fault = health.injected_factor(state.step, inject_steps)
 
     def micro_step(micro_carry, micro_inputs):
       grads_sum, metric_sum, g_vars, d_vars = micro_carry
@@ -116,7 +120,7 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: Mesh) -> 
       fake, fake_labels, g_vars = generate(state.g_params, g_vars, micro_key)
       (_, (d_vars, metrics)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
           state.d_params, d_vars, to_float_images(real), real_labels,
-          jax.lax.stop_gradient(fake), fake_labels)
+          jax.lax.stop_gradient(fake), fake_labels, fault)
       grads_sum = jax.tree.map(jnp.add, grads_sum, grads)
       metric_sum = jax.tree.map(jnp.add, metric_sum, metrics)
       return (grads_sum, metric_sum, g_vars, d_vars), None
@@ -158,6 +162,7 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: Mesh) -> 
                    "ortho_reg": ortho}
 
   def train_step(state: TrainState, batch: Batch, rng: jax.Array):
+    old_state = state
     d_key, g_key = jax.random.split(rng)
     d_keys = jax.random.split(d_key, t.d_steps)
     state, d_metrics = loop(d_update, state, (batch["image"], batch["label"], d_keys), unroll)
@@ -168,6 +173,11 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: Mesh) -> 
         step=state.step + 1,
         ema_params=ema_update(state.ema_params, state.g_params, decay),
         ema_vars=ema_update(state.ema_vars, state.g_vars, decay))
+    # A non-finite loss or gradient anywhere: keep the old state, count it.
+    state = health.guard(old_state, state, {
+        "d_loss": d_metrics["d_loss_real"] + d_metrics["d_loss_fake"],
+        "d_grad_norm": d_metrics["d_grad_norm"], "g_loss": g_metrics["g_loss"],
+        "g_grad_norm": g_metrics["g_grad_norm"]}, old_state.step)
     metrics = {**jax.tree.map(jnp.mean, d_metrics), **g_metrics}
     return state, metrics
 

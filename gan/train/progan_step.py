@@ -25,6 +25,7 @@ from jax.sharding import Mesh
 from gan import losses
 from gan.data.progan_reals import blend_fade_in
 from gan.models.progan import Discriminator, Generator
+from gan.train import health
 from gan.train.biggan_step import ema_update, to_float_images
 from gan.train.progan_schedule import Phase
 from gan.train.sharding import batch_sharding, replicated
@@ -37,7 +38,8 @@ class ProganState:
   """images_shown counts real images shown to D; it alone fixes the phase and alpha.
 
   opt_phase is the schedule phase the optimiser states belong to (they are
-  reset when the phase changes, if config.train.reset_optimizer).
+  reset when the phase changes, if config.train.reset_optimizer). health
+  counts skipped non-finite updates (gan/train/health.py).
   """
   step: jax.Array
   images_shown: jax.Array
@@ -48,6 +50,7 @@ class ProganState:
   g_opt_state: Pytree
   d_opt_state: Pytree
   ema_params: Pytree
+  health: Pytree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +91,8 @@ def init_state(gan: Progan, seed: int, first_phase: Phase) -> ProganState:
       opt_phase=jnp.asarray(first_phase.index, jnp.int32), rng=run_key,
       g_params=g_params, d_params=d_params,
       g_opt_state=gan.optimizer(first_phase.g_lr).init(g_params),
-      d_opt_state=gan.optimizer(first_phase.d_lr).init(d_params), ema_params=g_params)
+      d_opt_state=gan.optimizer(first_phase.d_lr).init(d_params), ema_params=g_params,
+      health=health.init_health())
 
 
 def reset_optimizers(gan: Progan, state: ProganState, phase: Phase) -> ProganState:
@@ -104,6 +108,7 @@ def make_train_step(gan: Progan, phase: Phase, mesh: Mesh) -> Callable:
   resolution, batch = phase.resolution, phase.batch_size
   g_tx, d_tx = gan.optimizer(phase.g_lr), gan.optimizer(phase.d_lr)
   shard = lambda x: jax.lax.with_sharding_constraint(x, batch_sharding(mesh))
+  inject_steps = health.parse_steps(t.inject_nonfinite_steps)
 
   def generate(g_params, key, alpha):
     z = shard(jax.random.normal(key, (batch, gan.latent_dim), jnp.float32))
@@ -112,11 +117,12 @@ def make_train_step(gan: Progan, phase: Phase, mesh: Mesh) -> Callable:
   def discriminate(d_params, images, alpha):
     return gan.discriminator.apply({"params": d_params}, images, resolution, alpha)
 
-  def d_loss_fn(d_params, reals, fakes, alpha, gp_key):
+  def d_loss_fn(d_params, reals, fakes, alpha, gp_key, fault):
     # Reals and fakes go through D separately, so minibatch-stddev groups never mix them.
     real_scores = discriminate(d_params, reals, alpha)
     fake_scores = discriminate(d_params, fakes, alpha)
-    loss = jnp.mean(losses.d_loss_terms(t.loss, real_scores, fake_scores))
+    # fault: 1, or NaN at config.train.inject_nonfinite_steps.
+    loss = jnp.mean(losses.d_loss_terms(t.loss, real_scores, fake_scores)) * fault
     metrics = {"d_loss": loss, "d_real": jnp.mean(real_scores), "d_fake": jnp.mean(fake_scores)}
     if t.gp_weight > 0:
       penalty, norms = losses.gradient_penalty(
@@ -142,7 +148,8 @@ def make_train_step(gan: Progan, phase: Phase, mesh: Mesh) -> Callable:
       reals = blend_fade_in(reals, alpha)
     fakes = jax.lax.stop_gradient(generate(state.g_params, d_key, fade))
     (_, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
-        state.d_params, reals, fakes, fade, gp_key)
+        state.d_params, reals, fakes, fade, gp_key,
+        health.injected_factor(state.step, inject_steps))
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)
 
@@ -151,14 +158,15 @@ def make_train_step(gan: Progan, phase: Phase, mesh: Mesh) -> Callable:
     g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, g_updates)
 
-    state = state.replace(
+    new_state = state.replace(
         step=state.step + 1, images_shown=state.images_shown + batch,
         g_params=g_params, d_params=d_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
         ema_params=ema_update(state.ema_params, g_params, t.ema_decay))
     metrics = {**d_metrics, **g_metrics, "alpha": alpha,
                "d_grad_norm": optax.global_norm(d_grads),
                "g_grad_norm": optax.global_norm(g_grads)}
-    return state, metrics
+    # A non-finite loss or gradient: keep the old state (the batch is skipped), count it.
+    return health.guard(state, new_state, metrics, state.step), metrics
 
   return train_step
 

@@ -21,8 +21,10 @@ from etils import epath
 from gan import config as config_lib
 from gan.data import pipeline as data_pipeline
 from gan.images import make_grid, save_png
-from gan.train import progan_step
+from gan.train import health, progan_step
 from gan.train.checkpointing import Checkpointer
+from gan.train.preemption import PreemptionWatcher
+from gan.train.run_config import claim_workdir
 from gan.train.progan_schedule import Phase, Schedule
 from gan.train.sharding import host_to_global, make_mesh, replicated
 
@@ -52,17 +54,19 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   is_chief = jax.process_index() == 0
-  if is_chief:
-    (workdir / "config.json").write_text(config.to_json(indent=2))
+  claim_workdir(workdir, config, is_chief)  # refuses a workdir of another run
   logging.info("ProGAN schedule:\n%s", schedule.describe())
 
   mesh = make_mesh()
   gan = progan_step.build_progan(config)
   state = jax.jit(lambda: progan_step.init_state(gan, config.seed, schedule.phases[0]),
                   out_shardings=replicated(mesh))()
-  checkpointer = Checkpointer(str(workdir), config.keep_checkpoints)
-  if checkpointer.latest_step():
-    state = checkpointer.restore(checkpointer.latest_step(), state)
+  checkpointer = Checkpointer(str(workdir), config.keep_checkpoints,
+                              every_steps=config.checkpoint_every_steps,
+                              every_seconds=config.checkpoint_every_secs or None)
+  restored, _ = checkpointer.restore_latest(state)  # skips corrupt checkpoints
+  if restored is not None:
+    state = restored
   images_shown, step = int(state.images_shown), int(state.step)
   start_step = step
   if step:
@@ -95,6 +99,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   compiled, sums, window = {}, None, (time.perf_counter(), 0, 0)
   batches = data_pipeline.prefetch(_batches(pipeline, schedule, images_shown))
   phase = schedule.phase_at(images_shown)
+  watcher, rollbacks, t = PreemptionWatcher(), 0, config.train
   while images_shown < schedule.total_images and not 0 < config.train.max_steps <= step:
     at, phase, local_images = next(batches)
     assert at == images_shown, (at, images_shown)
@@ -130,14 +135,28 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     if step % config.log_every_steps == 0:
       elapsed = time.perf_counter() - window[0]
       means = {k: float(v) / window[1] for k, v in jax.device_get(sums).items()}
-      writer.write_scalars(step, {**means, "resolution": phase.resolution,
+      status = jax.device_get(state.health)  # read only here: no extra sync per step
+      writer.write_scalars(step, {**means, **health.log_fields(status),
+                                  "resolution": phase.resolution,
                                   "batch_size": phase.batch_size, "kimg": images_shown / 1e3,
                                   "images_per_sec": window[2] / elapsed})
       sums, window = None, (time.perf_counter(), 0, 0)
+      restored, rollbacks = health.enforce(status, t, checkpointer, state, rollbacks, step)
+      if restored is not None:
+        state = restored
+        images_shown, step = int(state.images_shown), int(state.step)
+        batches = data_pipeline.prefetch(_batches(pipeline, schedule, images_shown))
+        continue
     if step % config.sample_every_steps == 0:
       save_samples(phase, images_shown - 1)
-    if step % config.checkpoint_every_steps == 0:
+    if checkpointer.should_save(step):
       save_checkpoint()
+    if watcher.should_stop():
+      save_checkpoint()
+      logging.warning("Stopping on signal %s after step %d (%d images shown); checkpoint "
+                      "written. Run the same command again to resume.", watcher.received,
+                      step, images_shown)
+      break
 
   if step != start_step:  # The final phase's grid, and the final state.
     if step % config.sample_every_steps:
@@ -146,6 +165,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   if is_chief:
     (workdir / "compiles.json").write_text(json.dumps(
         {str(k): str(schedule.phases[k]) for k in sorted(compiled)}, indent=2))
+  watcher.restore_handlers()
   writer.flush()
   checkpointer.close()
   return state

@@ -11,6 +11,7 @@ import optax
 
 from gan.models.architectures import parse_attention
 from gan.models.biggan import Discriminator, Generator
+from gan.train.health import init_health
 
 Pytree = Any
 
@@ -23,7 +24,8 @@ class TrainState:
 
   g_vars holds G's ``batch_stats`` and ``spectral`` collections, d_vars D's
   ``spectral``. ema_params / ema_vars are the exponential moving average of G's
-  parameters and of its BN statistics and spectral vectors.
+  parameters and of its BN statistics and spectral vectors. health counts
+  skipped non-finite updates (gan/train/health.py).
   """
   step: jax.Array
   rng: jax.Array
@@ -35,6 +37,7 @@ class TrainState:
   d_opt_state: Pytree
   ema_params: Pytree
   ema_vars: Pytree
+  health: Pytree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,4 +86,4 @@ def init_state(gan: GAN, seed: int) -> TrainState:
       step=jnp.zeros((), jnp.int32), rng=run_key,
       g_params=g_params, g_vars=g_rest, d_params=d_params, d_vars=d_rest,
       g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
-      ema_params=g_params, ema_vars=g_rest)
+      ema_params=g_params, ema_vars=g_rest, health=init_health())

@@ -15,7 +15,10 @@ from gan.data import pipeline as data_pipeline
 from gan.images import make_grid, save_png
 from gan.sampling import make_sample_fn, sample_latents, standing_statistics
 from gan.train.biggan_step import jit_train_step, make_train_step
+from gan.train import health
 from gan.train.checkpointing import Checkpointer
+from gan.train.preemption import PreemptionWatcher
+from gan.train.run_config import claim_workdir
 from gan.train.sharding import host_to_global, make_mesh, replicated
 from gan.train.state import GAN, TrainState, build_gan, init_state
 
@@ -45,10 +48,6 @@ class Sampler:
     return make_grid(np.asarray(jax.device_get(images)), rows=self.rows)
 
 
-def _write_run_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
-  (workdir / "config.json").write_text(config.to_json(indent=2))
-
-
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) the run in ``workdir``; returns the final state."""
   # Everything that can be wrong with the config or data fails here, before compiling.
@@ -57,17 +56,20 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   workdir = epath.Path(workdir)  # Local or remote (gs://) alike.
   workdir.mkdir(parents=True, exist_ok=True)
   is_chief = jax.process_index() == 0
-  if is_chief:
-    _write_run_config(workdir, config)
+  claim_workdir(workdir, config, is_chief)  # refuses a workdir of another run
 
   mesh = make_mesh()
   gan = build_gan(config)
   t = config.train
   state = jax.jit(lambda: init_state(gan, config.seed), out_shardings=replicated(mesh))()
-  checkpointer = Checkpointer(str(workdir), config.keep_checkpoints)
-  start_step = checkpointer.latest_step() or 0
-  if start_step:
-    state = checkpointer.restore(start_step, state)
+  checkpointer = Checkpointer(str(workdir), config.keep_checkpoints,
+                              every_steps=config.checkpoint_every_steps,
+                              every_seconds=config.checkpoint_every_secs or None)
+  restored, start_step = checkpointer.restore_latest(state)  # skips corrupt checkpoints
+  if restored is None:
+    start_step = 0
+  else:
+    state = restored
     logging.info("Resumed from checkpoint at step %d in %s", start_step, checkpointer.directory)
 
   batches = data_pipeline.prefetch(pipeline.iterate(start_step))
@@ -86,7 +88,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     save_samples(0)
   compiled = None
   metric_sums, window_start, window_steps = None, time.perf_counter(), 0
-  for step in range(start_step, t.num_steps):
+  watcher, rollbacks, step = PreemptionWatcher(), 0, start_step
+  while step < t.num_steps:
     batch = host_to_global(mesh, next(batches), example_axis=2)
     rng = jax.random.fold_in(state.rng, step)
     if compiled is None:
@@ -104,12 +107,26 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       elapsed = time.perf_counter() - window_start
       means["steps_per_sec"] = window_steps / elapsed
       means["images_per_sec"] = window_steps * images_per_step / elapsed
-      writer.write_scalars(done, means)
+      status = jax.device_get(state.health)  # read only here: no extra sync per step
+      writer.write_scalars(done, {**means, **health.log_fields(status)})
       metric_sums, window_start, window_steps = None, time.perf_counter(), 0
+      restored, rollbacks = health.enforce(status, t, checkpointer, state, rollbacks, done)
+      if restored is not None:
+        state, step = restored, int(restored.step)
+        batches = data_pipeline.prefetch(pipeline.iterate(step))
+        continue
     if done % config.sample_every_steps == 0 or done == t.num_steps:
       save_samples(done)
-    if done % config.checkpoint_every_steps == 0 or done == t.num_steps:
+    if checkpointer.should_save(done) or done == t.num_steps:
       checkpointer.save(done, state)
+    if watcher.should_stop():
+      if checkpointer.latest_step() != done:
+        checkpointer.save(done, state)
+      logging.warning("Stopping on signal %s after step %d; checkpoint %d written. Run the "
+                      "same command again to resume.", watcher.received, done, done)
+      break
+    step = done
+  watcher.restore_handlers()
   writer.flush()
   checkpointer.close()
   return state
