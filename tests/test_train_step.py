@@ -3,7 +3,6 @@
 import os
 import subprocess
 
-import jax
 import numpy as np
 import pytest
 

@@ -261,7 +261,7 @@ def prepare(src_dir: str, out_dir: str, *, resolution: int, labels: str = "auto"
                        f"{reasons}") from e
 
   if class_names is None:
-    read_with = f"--config.data.label_key='' --config.data.num_classes=1"
+    read_with = "--config.data.label_key='' --config.data.num_classes=1"
   else:
     read_with = f"--config.data.num_classes={len(class_names)}"
   summary = {

@@ -8,7 +8,8 @@ command resumes from it.
 
 With several processes the decision must be the same on every process (they
 run collectives together): ``should_stop`` combines the local flags with one
-tiny all-gather, only when there is more than one process.
+tiny all-gather, only when there is more than one process and only every
+``check_every`` steps, so that no step pays a host sync for it.
 """
 
 import signal
@@ -21,8 +22,9 @@ from absl import logging
 class PreemptionWatcher:
   """Records SIGTERM (and any extra ``signals``) until the loop asks."""
 
-  def __init__(self, signals=(signal.SIGTERM,)):
+  def __init__(self, signals=(signal.SIGTERM,), check_every: int = 1):
     self.received: int | None = None
+    self.check_every = check_every
     self._previous = {}
     for sig in signals:
       try:
@@ -37,11 +39,13 @@ class PreemptionWatcher:
                       signal.Signals(signum).name)
     self.received = signum
 
-  def should_stop(self) -> bool:
-    """True on every process once any process was signalled."""
+  def should_stop(self, step: int) -> bool:
+    """True on every process, at the same ``step``, once any process was signalled."""
     local = self.received is not None
     if jax.process_count() == 1:
       return local
+    if step % self.check_every:
+      return False
     from jax.experimental import multihost_utils
     return bool(np.any(multihost_utils.process_allgather(np.array(local))))
 

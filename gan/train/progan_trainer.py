@@ -99,7 +99,8 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   compiled, sums, window = {}, None, (time.perf_counter(), 0, 0)
   batches = data_pipeline.prefetch(_batches(pipeline, schedule, images_shown))
   phase = schedule.phase_at(images_shown)
-  watcher, rollbacks, t = PreemptionWatcher(), 0, config.train
+  watcher = PreemptionWatcher(check_every=config.log_every_steps)
+  rollbacks, t = 0, config.train
   while images_shown < schedule.total_images and not 0 < config.train.max_steps <= step:
     at, phase, local_images = next(batches)
     assert at == images_shown, (at, images_shown)
@@ -151,7 +152,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
       save_samples(phase, images_shown - 1)
     if checkpointer.should_save(step):
       save_checkpoint()
-    if watcher.should_stop():
+    if watcher.should_stop(step):
       save_checkpoint()
       logging.warning("Stopping on signal %s after step %d (%d images shown); checkpoint "
                       "written. Run the same command again to resume.", watcher.received,

@@ -88,7 +88,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     save_samples(0)
   compiled = None
   metric_sums, window_start, window_steps = None, time.perf_counter(), 0
-  watcher, rollbacks, step = PreemptionWatcher(), 0, start_step
+  watcher = PreemptionWatcher(check_every=config.log_every_steps)
+  rollbacks, step = 0, start_step
   while step < t.num_steps:
     batch = host_to_global(mesh, next(batches), example_axis=2)
     rng = jax.random.fold_in(state.rng, step)
@@ -119,7 +120,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       save_samples(done)
     if checkpointer.should_save(done) or done == t.num_steps:
       checkpointer.save(done, state)
-    if watcher.should_stop():
+    if watcher.should_stop(done):
       if checkpointer.latest_step() != done:
         checkpointer.save(done, state)
       logging.warning("Stopping on signal %s after step %d; checkpoint %d written. Run the "
