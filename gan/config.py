@@ -2,13 +2,13 @@
 
 ``configs/*.py`` start from ``biggan_defaults()`` and override what differs.
 ``validate`` runs before anything is compiled and names the fix for every
-problem it finds.
+problem it finds: each field against its rule in ``gan/config_fields.py``,
+then the checks that combine fields.
 """
 
 import ml_collections
 
-from gan.data.image_ops import RESIZE_FILTERS
-from gan.models.architectures import ARCHITECTURES, get_architecture, parse_attention
+from gan.models.architectures import get_architecture, parse_attention
 
 
 class ConfigError(ValueError):
@@ -81,65 +81,44 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   return c
 
 
-def validate_reliability(config: ml_collections.ConfigDict) -> list[str]:
-  """Problems with the non-finite policy and checkpoint-interval fields (any model)."""
-  from gan.train.health import POLICIES, parse_steps
-  train, errors = config.train, []
-  if config.checkpoint_every_secs < 0:
-    errors.append(f"config.checkpoint_every_secs={config.checkpoint_every_secs} must be >= 0 "
-                  "(0: by steps only).")
-  if train.nonfinite_policy not in POLICIES:
-    errors.append(f"config.train.nonfinite_policy={train.nonfinite_policy!r}; choose one of "
-                  f"{list(POLICIES)}.")
-  if train.nonfinite_patience < 1:
-    errors.append(f"config.train.nonfinite_patience={train.nonfinite_patience} must be >= 1.")
-  try:
-    parse_steps(train.inject_nonfinite_steps)
-  except ValueError:
-    errors.append(f"config.train.inject_nonfinite_steps={train.inject_nonfinite_steps!r}: "
-                  "comma-separated step numbers, e.g. '100,101'.")
-  return errors
-
-
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
-  """Raises ConfigError naming every problem with ``config`` and its fix."""
-  if config.model.name == "progan":
+  """Raises ConfigError naming every problem with ``config`` and its fix.
+
+  Every field is checked against its rule in gan/config_fields.py; the checks
+  here combine fields, and each runs only if the fields it reads passed theirs.
+  """
+  # Imported here: the rules import jax (via gan.losses and gan.train.health),
+  # which the data tools that import ConfigError from this module do not need.
+  from gan.config_fields import BIGGAN_FIELDS, PROGAN_FIELDS, check_fields, fields_valid, flatten
+  name = flatten(config).get("model.name")
+  if name not in ("biggan", "progan"):
+    # Misspelt: report against the model whose fields the config matches best.
+    name = min(("biggan", "progan"), key=lambda n: len(
+        check_fields(config, BIGGAN_FIELDS if n == "biggan" else PROGAN_FIELDS)))
+  if name == "progan":
     from gan import progan_config
     return progan_config.validate(config, num_devices, num_processes)
-  errors = []
-  m, t, d = config.model, config.train, config.data
-  if m.name != "biggan":
-    errors.append(f"config.model.name={m.name!r} is unknown; choose 'biggan' or 'progan'.")
-  if m.resolution not in ARCHITECTURES:
-    errors.append(f"config.model.resolution={m.resolution} has no architecture; "
-                  f"choose one of {sorted(ARCHITECTURES)}.")
-  else:
-    arch = get_architecture(m.resolution)
-    chunks = arch.num_g_blocks + 1
+
+  errors = check_fields(config, BIGGAN_FIELDS, start_from="gan.config.biggan_defaults()")
+  def valid(*paths):
+    return fields_valid(config, BIGGAN_FIELDS, *paths)
+
+  m, t = config.get("model"), config.get("train")  # read only where their fields are valid
+  if valid("model.resolution", "model.z_dim"):
+    chunks = get_architecture(m.resolution).num_g_blocks + 1
     if m.z_dim % chunks:
       errors.append(f"config.model.z_dim={m.z_dim} must split into {chunks} equal chunks at "
                     f"{m.resolution}x{m.resolution}; use a multiple of {chunks} "
                     f"(e.g. {chunks * 20}).")
+  if valid("model.resolution", "model.attention"):
+    arch = get_architecture(m.resolution)
     valid_attention = set(arch.g_resolutions()) & set(arch.d_resolutions(m.resolution))
-    try:
-      bad = [r for r in parse_attention(m.attention) if r not in valid_attention]
-    except ValueError:
-      bad = [m.attention]
+    bad = [r for r in parse_attention(m.attention) if r not in valid_attention]
     if bad:
       errors.append(f"config.model.attention={m.attention!r}: {bad} not a feature-map "
-                    f"resolution of both G and D; choose from {sorted(valid_attention)} "
-                    "joined by '_', or '' for none.")
-  if m.compute_dtype not in ("float32", "bfloat16"):
-    errors.append(f"config.model.compute_dtype={m.compute_dtype!r}; choose 'float32' or "
-                  "'bfloat16'.")
-  if m.ch < 8 or m.ch % 2:
-    errors.append(f"config.model.ch={m.ch}; use an even width >= 8 (attention uses ch/8).")
-  if d.num_classes < 1:
-    errors.append(f"config.data.num_classes={d.num_classes}; BigGAN is class-conditional.")
-  for name in ("batch_size", "grad_accum_steps", "d_steps", "num_steps"):
-    if t[name] < 1:
-      errors.append(f"config.train.{name}={t[name]} must be >= 1.")
-  if t.batch_size >= 1 and t.grad_accum_steps >= 1:
+                    f"resolution of both G and D at {m.resolution}x{m.resolution}; choose from "
+                    f"{sorted(valid_attention)} joined by '_', or '' for none.")
+  if valid("train.batch_size", "train.grad_accum_steps"):
     if t.batch_size % t.grad_accum_steps:
       errors.append(f"config.train.batch_size={t.batch_size} is not divisible by "
                     f"grad_accum_steps={t.grad_accum_steps}.")
@@ -149,30 +128,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         errors.append(f"the micro-batch batch_size/grad_accum_steps={micro} is not divisible by "
                       f"the {num_devices} devices; use a multiple of {num_devices}.")
       if micro % num_processes:
-        errors.append(f"the micro-batch {micro} is not divisible by the {num_processes} "
-                      "processes.")
-  if t.unroll_loops not in ("auto", "true", "false"):
-    errors.append(f"config.train.unroll_loops={t.unroll_loops!r}; choose 'auto', 'true' or "
-                  "'false'.")
-  for name in ("g_lr", "d_lr"):
-    if not t[name] > 0:
-      errors.append(f"config.train.{name}={t[name]} must be > 0.")
-  if not 0 <= t.ema_decay < 1:
-    errors.append(f"config.train.ema_decay={t.ema_decay} must be in [0, 1).")
-  if t.ortho_reg < 0:
-    errors.append(f"config.train.ortho_reg={t.ortho_reg} must be >= 0.")
-  for name in ("log_every_steps", "sample_every_steps", "checkpoint_every_steps",
-               "keep_checkpoints"):
-    if config[name] < 1:
-      errors.append(f"config.{name}={config[name]} must be >= 1.")
-  errors += validate_reliability(config)
-  if d.resize_filter not in RESIZE_FILTERS:
-    errors.append(f"config.data.resize_filter={d.resize_filter!r}; choose one of "
-                  f"{sorted(RESIZE_FILTERS)}.")
-  if d.num_workers < 0:
-    errors.append(f"config.data.num_workers={d.num_workers} must be >= 0 (0: one per core).")
-  if config.sample.num_classes_shown > d.num_classes:
-    errors.append(f"config.sample.num_classes_shown={config.sample.num_classes_shown} exceeds "
-                  f"data.num_classes={d.num_classes}.")
+        errors.append(f"the micro-batch batch_size/grad_accum_steps={micro} is not divisible by "
+                      f"the {num_processes} processes; use a multiple of {num_processes}.")
+  if valid("sample.num_classes_shown", "data.num_classes"):
+    shown, num_classes = config.sample.num_classes_shown, config.data.num_classes
+    if shown > num_classes:
+      errors.append(f"config.sample.num_classes_shown={shown} exceeds "
+                    f"data.num_classes={num_classes}; use at most {num_classes}.")
   if errors:
     raise ConfigError("Invalid config:\n  - " + "\n  - ".join(errors))

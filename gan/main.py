@@ -48,14 +48,15 @@ def main(argv):
   from gan.config import ConfigError
   from gan.data.pipeline import DatasetUnavailableError
   from gan.train import progan_trainer, trainer
-  from gan.train.checkpointing import CheckpointMismatchError, NoRestorableCheckpointError
+  from gan.train.checkpointing import (CheckpointMismatchError, CheckpointNotWrittenError,
+                                       NoRestorableCheckpointError)
   from gan.train.health import NonFiniteError
 
   train = progan_trainer.train if _CONFIG.value.model.name == "progan" else trainer.train
   try:
     train(_CONFIG.value, _WORKDIR.value)
   except (ConfigError, DatasetUnavailableError, NonFiniteError, CheckpointMismatchError,
-          NoRestorableCheckpointError) as e:  # Our own, explained errors.
+          NoRestorableCheckpointError, CheckpointNotWrittenError) as e:  # Our own, explained errors.
     raise SystemExit(f"error: {e}") from None
 
 

@@ -2,13 +2,13 @@
 
 ``configs/progan_*.py`` start from ``progan_defaults()`` (CelebA-HQ 1024 with
 the official 8-GPU preset) and override what differs. ``validate`` runs before
-anything compiles and names the fix for every problem it finds.
+anything compiles and names the fix for every problem it finds: each field against
+its rule in ``gan/config_fields.py``, then the checks that combine fields.
 """
 
 import ml_collections
 
-from gan.data.image_ops import RESIZE_FILTERS
-from gan.losses import LOSSES
+from gan.config_fields import PROGAN_FIELDS, check_fields, fields_valid
 
 
 def progan_defaults() -> ml_collections.ConfigDict:
@@ -79,46 +79,49 @@ def progan_defaults() -> ml_collections.ConfigDict:
   return c
 
 
-def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int) -> None:
-  """Raises ConfigError naming every problem with a ProGAN ``config`` and its fix."""
-  from gan.config import ConfigError, validate_reliability
+def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
+  """Raises ConfigError naming every problem with a ProGAN ``config`` and its fix.
+
+  Every field is checked against its rule in gan/config_fields.py; the checks
+  here combine fields, and each runs only if the fields it reads passed theirs.
+  """
+  from gan.config import ConfigError
+  from gan.models.progan import num_channels
   from gan.train.progan_schedule import Schedule
 
-  errors = []
-  m, t, d = config.model, config.train, config.data
-  if m.resolution < 4 or m.resolution & (m.resolution - 1):
-    errors.append(f"config.model.resolution={m.resolution} must be a power of two >= 4.")
-  for name in ("latent_dim", "fmap_base", "fmap_max"):
-    if m[name] < 1:
-      errors.append(f"config.model.{name}={m[name]} must be >= 1.")
-  if t.loss not in LOSSES:
-    errors.append(f"config.train.loss={t.loss!r}; choose one of {list(LOSSES)}.")
-  errors += validate_reliability(config)
-  if not 0 <= t.ema_decay < 1:
-    errors.append(f"config.train.ema_decay={t.ema_decay} must be in [0, 1).")
-  if t.gp_weight < 0 or t.gp_target <= 0 or t.drift < 0:
-    errors.append("config.train.gp_weight and drift must be >= 0 and gp_target > 0.")
-  if d.resize_filter not in RESIZE_FILTERS:
-    errors.append(f"config.data.resize_filter={d.resize_filter!r}; choose one of "
-                  f"{sorted(RESIZE_FILTERS)}.")
-  for name in ("log_every_steps", "sample_every_steps", "checkpoint_every_steps",
-               "keep_checkpoints"):
-    if config[name] < 1:
-      errors.append(f"config.{name}={config[name]} must be >= 1.")
-  try:
-    schedule = Schedule.from_config(config)
-  except ValueError as e:
-    errors.append(f"config.schedule: {e}")
-  else:
-    for phase in schedule.phases:
-      batch = phase.batch_size
-      if batch % num_devices or batch % num_processes:
-        errors.append(f"batch {batch} at {phase.resolution}x{phase.resolution} is not divisible "
-                      f"by the {num_devices} devices / {num_processes} processes; fix "
-                      "config.schedule.batch_sizes.")
-      group = min(m.mbstd_group_size, batch)
-      if m.mbstd_group_size > 1 and batch % group:
-        errors.append(f"batch {batch} at {phase.resolution}x{phase.resolution} is not divisible "
-                      f"by the minibatch-stddev group size {group}.")
+  errors = check_fields(config, PROGAN_FIELDS, start_from="gan.progan_config.progan_defaults()")
+  def valid(*paths):
+    return fields_valid(config, PROGAN_FIELDS, *paths)
+
+  m = config.get("model")  # read only where its fields are valid
+  if valid("model.resolution", "model.fmap_base", "model.fmap_max", "model.fmap_decay"):
+    channels = num_channels(m.resolution, m.fmap_base, m.fmap_max, m.fmap_decay)
+    if channels < 1:  # the fewest channels are at the final resolution
+      errors.append(f"config.model.fmap_base={m.fmap_base} with fmap_decay={m.fmap_decay} leaves "
+                    f"{channels} channels at {m.resolution}x{m.resolution}; raise fmap_base or "
+                    "lower fmap_decay.")
+  schedule_fields = ["model.resolution", "train.lr",
+                     *(path for path in PROGAN_FIELDS if path.startswith("schedule."))]
+  if valid(*schedule_fields):
+    try:
+      schedule = Schedule.from_config(config)
+    except ValueError as e:
+      errors.append(f"config.schedule: {e}")
+    else:
+      resolutions = {}  # batch size -> the resolutions that use it
+      for phase in schedule.phases:
+        resolutions.setdefault(phase.batch_size, {})[phase.resolution] = None
+      group_size = m.mbstd_group_size if valid("model.mbstd_group_size") else 0
+      for batch, where in resolutions.items():
+        where = ", ".join(f"{r}x{r}" for r in where)
+        for count, what in ((num_devices, "devices"), (num_processes, "processes")):
+          if batch % count:
+            errors.append(f"batch {batch} (at {where}) is not divisible by the {count} {what}; "
+                          f"use a multiple of {count} in config.schedule.batch_sizes or "
+                          "default_batch_size.")
+        group = min(group_size, batch)
+        if group > 1 and batch % group:
+          errors.append(f"batch {batch} (at {where}) is not divisible by the minibatch-stddev "
+                        f"group size {group}; change config.model.mbstd_group_size or the batch.")
   if errors:
     raise ConfigError("Invalid config:\n  - " + "\n  - ".join(errors))

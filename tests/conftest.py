@@ -1,11 +1,25 @@
-"""Shared test helpers: a tiny BigGAN config that compiles in seconds on a CPU."""
+"""Shared test helpers: a tiny BigGAN and a tiny ProGAN config that compile in seconds on a CPU."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# One persistent compilation cache for the whole session, shared with every child
+# Python (they inherit the environment; set before any test imports jax). Many
+# tests compile the same tiny programs; a hit loads the identical executable, so
+# results do not change, and compiling stops dominating the suite's time.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache_dir = tempfile.mkdtemp(prefix="gan-tests-jax-cache-")
+  atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def tiny_config(**train_overrides):
@@ -34,6 +48,33 @@ def tiny_config(**train_overrides):
   c.log_every_steps = 2
   c.sample_every_steps = 2
   c.checkpoint_every_steps = 2
+  for key, value in train_overrides.items():
+    c.train[key] = value
+  return c
+
+
+PHASE_IMAGES = 64
+BATCH = 16  # 4 steps per phase
+
+
+def tiny_progan(**train_overrides):
+  """ProGAN growing 4x4 -> 8x8 with 16 channels on shapes10: 4 steps per phase."""
+  from gan.progan_config import progan_defaults
+
+  c = progan_defaults()
+  c.model.resolution = 8
+  c.model.latent_dim = 16
+  c.model.fmap_base = 64
+  c.model.fmap_max = 16
+  c.data.name, c.data.num_classes, c.data.num_examples = "shapes10", 10, 200
+  c.schedule.fade_images = c.schedule.stable_images = PHASE_IMAGES
+  c.schedule.total_images = PHASE_IMAGES * 3  # stable 4, fade 8, stable 8
+  c.schedule.batch_sizes, c.schedule.learning_rates = "", ""
+  c.schedule.default_batch_size = BATCH
+  c.sample.rows, c.sample.cols = 2, 2
+  # Checkpoints at step 6 (mid-fade) and at the phase ends (4, 8, 12), all kept.
+  c.log_every_steps, c.sample_every_steps, c.checkpoint_every_steps = 2, 100, 6
+  c.keep_checkpoints = 10
   for key, value in train_overrides.items():
     c.train[key] = value
   return c

@@ -1,38 +1,185 @@
-"""SIGKILL at an arbitrary moment, restart with the same command: bitwise the same state."""
+"""SIGKILL at an arbitrary moment, restart with the same command: bitwise the same state.
+
+Also: a run continued on another number of devices (8 -> 4 -> 1) re-shards
+its state and matches the uninterrupted run up to float summation order.
+"""
 
 import os
+import re
 import signal
 import subprocess
 import time
 
 import jax
 import numpy as np
+import pytest
 
 import tiny_biggan_config
+import tiny_progan_config
 from conftest import PYTHON, REPO, subprocess_env
-from gan.train import trainer
+from gan.train import progan_trainer, trainer
 from gan.train.checkpointing import Checkpointer
+
+
+def leaves_by_name(tree) -> dict:
+  return {jax.tree_util.keystr(path): np.asarray(leaf)
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def assert_bitwise_equal(got, want) -> None:
+  got, want = leaves_by_name(got), leaves_by_name(want)
+  assert got.keys() == want.keys()
+  for name in want:
+    assert got[name].dtype == want[name].dtype, name
+    np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def saved_steps(workdir) -> list[int]:
+  directory = workdir / "checkpoints"
+  return sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if directory.exists() else []
+
+
+def kill_after_checkpoint(command: list[str], workdir, step: int) -> None:
+  """Starts ``command`` and SIGKILLs it as soon as checkpoint ``step`` is complete."""
+  proc = subprocess.Popen(command, env=subprocess_env(1), cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (workdir / "checkpoints" / str(step)).exists():  # orbax renames when complete
+    assert proc.poll() is None and time.time() < deadline, "the run ended before the kill"
+    time.sleep(0.01)
+  assert proc.poll() is None, "the run ended before the kill"
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+
+
+def main_command(config_file: str, workdir, *overrides) -> list[str]:
+  return [PYTHON, "-m", "gan.main", f"--config=tests/{config_file}", f"--workdir={workdir}",
+          *overrides]
+
+
+def run_main(command: list[str], num_devices: int = 1) -> str:
+  result = subprocess.run(command, env=subprocess_env(num_devices), cwd=REPO, text=True,
+                          capture_output=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stderr
 
 
 def test_biggan_killed_and_restarted_equals_uninterrupted(tmp_path):
   expected = trainer.train(tiny_biggan_config.get_config(), str(tmp_path / "uninterrupted"))
-
   workdir = tmp_path / "killed"
-  command = [PYTHON, "-m", "gan.main", "--config=tests/tiny_biggan_config.py",
-             f"--workdir={workdir}"]
-  proc = subprocess.Popen(command, env=subprocess_env(1), cwd=REPO, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while not (workdir / "checkpoints" / "2").exists():  # killed while training on after it
-    assert proc.poll() is None and time.time() < deadline, "the run ended before the kill"
-    time.sleep(0.05)
-  os.kill(proc.pid, signal.SIGKILL)
-  proc.wait()
-  assert not (workdir / "checkpoints" / "6").exists()
+  command = main_command("tiny_biggan_config.py", workdir)
+  kill_after_checkpoint(command, workdir, 2)  # killed while training on after it
+  latest = saved_steps(workdir)[-1]
+  assert 2 <= latest < 6, saved_steps(workdir)
+  log = run_main(command)
+  assert f"Resumed from checkpoint at step {latest} in " in log, log[-3000:]
+  assert saved_steps(workdir)[-1] == 6
+  assert_bitwise_equal(Checkpointer(str(workdir), 3).restore(6, expected), expected)
 
-  subprocess.run(command, env=subprocess_env(1), cwd=REPO, check=True, capture_output=True,
-                 timeout=300)
-  restored = Checkpointer(str(workdir), 3).restore(6, expected)
-  names = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(expected)[0]]
-  for name, a, b in zip(names, jax.tree.leaves(expected), jax.tree.leaves(restored)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+
+@pytest.fixture(scope="module")
+def progan_uninterrupted(tmp_path_factory):
+  """The long-fade tiny ProGAN trained in one go: its final state."""
+  workdir = tmp_path_factory.mktemp("progan") / "uninterrupted"
+  return progan_trainer.train(tiny_progan_config.get_config(), str(workdir))
+
+
+def test_progan_killed_mid_fade_and_restarted_equals_uninterrupted(tmp_path,
+                                                                   progan_uninterrupted):
+  total = tiny_progan_config.TOTAL_STEPS
+  workdir = tmp_path / "killed"
+  command = main_command("tiny_progan_config.py", workdir)
+  kill_after_checkpoint(command, workdir, 8)  # 4 steps into the fade, alpha 1/6
+  latest = saved_steps(workdir)[-1]
+  assert 8 <= latest < total, saved_steps(workdir)
+  log = run_main(command)
+  resumed = re.search(rf"Resumed at step {latest}, (\d+) images shown: .*kind='fade'.*"
+                      r"alpha (0\.\d+)", log)
+  assert resumed, log[-3000:]
+  assert 0 < float(resumed.group(2)) < 1
+  assert_bitwise_equal(Checkpointer(str(workdir), 3).restore(total, progan_uninterrupted),
+                       progan_uninterrupted)
+
+
+def test_progan_continues_on_8_then_4_then_1_devices(tmp_path, progan_uninterrupted):
+  total = tiny_progan_config.TOTAL_STEPS
+  workdir = tmp_path / "resharded"
+  for devices, stop in [(8, 8), (4, 16), (1, 0)]:  # max_steps 0: to the end
+    log = run_main(main_command("tiny_progan_config.py", workdir,
+                                f"--config.train.max_steps={stop}"), devices)
+    assert f"{devices} local / {devices} global devices" in log
+    if devices != 8:
+      assert re.search(rf"Resumed at step {8 if devices == 4 else 16}, ", log), log[-3000:]
+  assert saved_steps(workdir)[-1] == total
+  got = leaves_by_name(Checkpointer(str(workdir), 3).restore(total, progan_uninterrupted))
+  want = leaves_by_name(progan_uninterrupted)
+  worst = {}
+  for name, w in want.items():
+    g = got[name]
+    assert g.dtype == w.dtype and g.shape == w.shape, name
+    if not np.issubdtype(w.dtype, np.floating):
+      np.testing.assert_array_equal(g, w, err_msg=name)  # step, images shown, phase, counters
+    else:
+      worst[name] = float(np.linalg.norm(g - w) / (np.linalg.norm(w) + 1e-12))
+  print("worst relative L2 differences:", sorted(worst.items(), key=lambda kv: -kv[1])[:5])
+  assert max(worst.values()) < 1e-3, sorted(worst.items(), key=lambda kv: -kv[1])[:5]
+
+
+def set_writable(directory, writable: bool) -> None:
+  """chattr -i/+i as root (root ignores permission bits), chmod otherwise."""
+  if os.geteuid() == 0:
+    subprocess.run(["chattr", "-i" if writable else "+i", str(directory)], check=True,
+                   capture_output=True)
+  else:
+    directory.chmod(0o755 if writable else 0o555)
+
+
+def make_unwritable(directory) -> str | None:
+  """Makes ``directory`` refuse new entries; None, or why that is impossible here."""
+  try:
+    set_writable(directory, False)
+    (directory / "probe").touch()
+  except PermissionError:
+    return None  # refused, as wanted
+  except (OSError, subprocess.CalledProcessError) as e:
+    return f"chattr/chmod failed: {e}"
+  return "chattr/chmod had no effect on this file system"
+
+
+def file_bytes(directory) -> dict:
+  return {str(p.relative_to(directory)): p.read_bytes()
+          for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_unwritable_checkpoint_directory_keeps_the_last_checkpoint_and_stops_cleanly(
+    tmp_path, progan_uninterrupted):
+  """A real write failure (not a mock): later saves fail, checkpoint 4 stays intact."""
+  total = tiny_progan_config.TOTAL_STEPS
+  workdir = tmp_path / "run"
+  checkpoints = workdir / "checkpoints"
+  command = main_command("tiny_progan_config.py", workdir)
+  proc = subprocess.Popen(command, env=subprocess_env(1), cwd=REPO, text=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  deadline = time.time() + 300
+  while not (checkpoints / "4").exists():  # then compiling the fade's step for seconds
+    assert proc.poll() is None and time.time() < deadline, "the run ended too early"
+    time.sleep(0.01)
+  before = file_bytes(checkpoints / "4")
+  try:
+    why_not = make_unwritable(checkpoints)
+    if why_not:
+      proc.kill()
+      pytest.skip(f"cannot make a directory unwritable here: {why_not}")
+    log = proc.communicate(timeout=300)[1]
+  finally:
+    set_writable(checkpoints, True)
+  assert proc.returncode == 1, log[-3000:]  # trained to the end, then said the last save failed
+  assert re.search(r"Checkpoint step 8 in .*: checkpoint not written \(.*\); the previous "
+                   r"checkpoint 4 is intact; training continues", log), log[-3000:]
+  assert (f"error: The checkpoint of step {total} could not be written" in log
+          and "the latest on disk is 4" in log), log[-3000:]
+  assert saved_steps(workdir) == [4]
+  assert file_bytes(checkpoints / "4") == before
+  run_main(command)  # writable again: resumes from 4 and finishes as if never disturbed
+  assert_bitwise_equal(Checkpointer(str(workdir), 3).restore(total, progan_uninterrupted),
+                       progan_uninterrupted)

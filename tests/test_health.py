@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 from absl import logging
 
-from conftest import tiny_config
+from conftest import BATCH, tiny_config, tiny_progan
 from gan.train import progan_step, progan_trainer
 from gan.train.health import NonFiniteError
 from gan.train.progan_schedule import Schedule
 from gan.train.sharding import make_mesh
-from test_progan_train import BATCH, tiny_progan
 
 
 def leaves(tree):

@@ -1,4 +1,4 @@
-"""The quickstart main job end to end in a subprocess, then resumed."""
+"""The quickstart main job end to end in a subprocess: samples, checkpoints, TensorBoard scalars."""
 
 import glob
 import os
@@ -34,7 +34,7 @@ def scalar_tags(workdir):
   return {tag: [e.step for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
 
 
-def test_quickstart_runs_end_to_end_and_resumes(tmp_path):
+def test_quickstart_runs_end_to_end(tmp_path):
   workdir = tmp_path / "run"
   run_main(workdir, 4)
 
@@ -50,8 +50,4 @@ def test_quickstart_runs_end_to_end_and_resumes(tmp_path):
     assert tag in tags, tag
   assert tags["g_loss"] == [2, 4]
   assert (workdir / "config.json").exists()
-
-  log = run_main(workdir, 6)
-  assert "Resumed from checkpoint at step 4" in log
-  assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "6"]
-  assert "step_00000006.png" in os.listdir(workdir / "samples")
+  # Resuming: tests/test_exact_resume.py (after a SIGKILL, bitwise).

@@ -7,32 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from gan.progan_config import progan_defaults
+from conftest import BATCH, PHASE_IMAGES, tiny_progan
 from gan.train import progan_trainer
 from gan.train.progan_schedule import Schedule
-
-PHASE_IMAGES = 64
-BATCH = 16  # 4 steps per phase
-
-
-def tiny_progan(**train):
-  c = progan_defaults()
-  c.model.resolution = 8
-  c.model.latent_dim = 16
-  c.model.fmap_base = 64
-  c.model.fmap_max = 16
-  c.data.name, c.data.num_classes, c.data.num_examples = "shapes10", 10, 200
-  c.schedule.fade_images = c.schedule.stable_images = PHASE_IMAGES
-  c.schedule.total_images = PHASE_IMAGES * 3  # stable 4, fade 8, stable 8
-  c.schedule.batch_sizes, c.schedule.learning_rates = "", ""
-  c.schedule.default_batch_size = BATCH
-  c.sample.rows, c.sample.cols = 2, 2
-  # Checkpoints at step 6 (mid-fade) and at the phase ends (4, 8, 12), all kept.
-  c.log_every_steps, c.sample_every_steps, c.checkpoint_every_steps = 2, 100, 6
-  c.keep_checkpoints = 10
-  for key, value in train.items():
-    c.train[key] = value
-  return c
 
 
 @pytest.fixture(scope="module")

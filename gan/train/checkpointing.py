@@ -53,6 +53,10 @@ class NoRestorableCheckpointError(RuntimeError):
   """Checkpoints exist but none of them could be restored."""
 
 
+class CheckpointNotWrittenError(RuntimeError):
+  """A run ended (finished or preempted) without its final state on disk."""
+
+
 def _key_name(key) -> str:
   for attr in ("name", "key", "idx"):
     if hasattr(key, attr):
@@ -106,6 +110,10 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
         create=True,
         enable_async_checkpointing=True,
+        # Directories are created before save() returns, so an unwritable or full disk
+        # fails there. Created in the background, a failure left orbax threads waiting
+        # forever for a "directory created" signal, and the process never exited.
+        async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
         preservation_policy=policies.AnyPreservationPolicy(retention),
         best_fn=best_fn,  # Also makes orbax write metrics and re-read them on restart.
         best_mode=best_mode)
@@ -215,6 +223,21 @@ class Checkpointer:
           + "\n  ".join(problems)
           + "\nThis workdir holds a run with a different architecture; use a new --workdir "
           "or the matching config.")
+
+  def finish(self, step: int) -> None:
+    """Waits for the pending save and closes; raises unless checkpoint ``step`` is on disk.
+
+    The end of a run (finished, stopped by a signal) must not look successful
+    when its last state could not be written (disk full, unwritable directory).
+    """
+    self.close()
+    latest = self.manager.latest_step()
+    if latest is None or latest < step:
+      raise CheckpointNotWrittenError(
+          f"The checkpoint of step {step} could not be written to {self.directory} "
+          f"({self.failed_saves} failed saves, see the ERROR lines above); the latest on disk "
+          f"is {latest if latest is not None else '(none)'}. Free space or fix the permissions, "
+          "then run the same command again: it resumes from there.")
 
   def close(self) -> bool:
     """Waits for the pending save (False if it failed) and releases orbax's resources."""

@@ -40,14 +40,23 @@ class PreemptionWatcher:
     self.received = signum
 
   def should_stop(self, step: int) -> bool:
-    """True on every process, at the same ``step``, once any process was signalled."""
-    local = self.received is not None
+    """True on every process, at the same ``step``, once any process was signalled.
+
+    With several processes, a process that was not signalled itself takes the
+    signal number from the ones that were (``received``) and logs which.
+    """
     if jax.process_count() == 1:
-      return local
+      return self.received is not None
     if step % self.check_every:
       return False
     from jax.experimental import multihost_utils
-    return bool(np.any(multihost_utils.process_allgather(np.array(local))))
+    signals = np.asarray(multihost_utils.process_allgather(np.int32(self.received or 0)))
+    signalled = [int(i) for i in np.flatnonzero(signals)]
+    if signalled and self.received is None:
+      self.received = int(signals[signalled[0]])
+      logging.warning("Process(es) %s received %s: stopping at step %d on every process.",
+                      signalled, signal.Signals(self.received).name, step)
+    return bool(signalled)
 
   def restore_handlers(self) -> None:
     for sig, handler in self._previous.items():

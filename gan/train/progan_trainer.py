@@ -90,8 +90,8 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   saved = {checkpointer.latest_step()}
 
   def save_checkpoint() -> None:
-    if step not in saved:  # A phase end can coincide with checkpoint_every_steps.
-      checkpointer.save(step, state)
+    # A phase end can coincide with checkpoint_every_steps: save each step once.
+    if step not in saved and checkpointer.save(step, state):
       saved.add(step)
 
   reset = jax.jit(lambda st, index: progan_step.reset_optimizers(gan, st, schedule.phases[index]),
@@ -154,9 +154,10 @@ def train(config: ml_collections.ConfigDict, workdir: str,
       save_checkpoint()
     if watcher.should_stop(step):
       save_checkpoint()
-      logging.warning("Stopping on signal %s after step %d (%d images shown); checkpoint "
-                      "written. Run the same command again to resume.", watcher.received,
-                      step, images_shown)
+      if checkpointer.wait():
+        logging.warning("Stopping on signal %s after step %d (%d images shown); checkpoint "
+                        "written. Run the same command again to resume.", watcher.received,
+                        step, images_shown)
       break
 
   if step != start_step:  # The final phase's grid, and the final state.
@@ -168,5 +169,5 @@ def train(config: ml_collections.ConfigDict, workdir: str,
         {str(k): str(schedule.phases[k]) for k in sorted(compiled)}, indent=2))
   watcher.restore_handlers()
   writer.flush()
-  checkpointer.close()
+  checkpointer.finish(step)  # raises if the last state is not on disk
   return state

@@ -120,14 +120,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       save_samples(done)
     if checkpointer.should_save(done) or done == t.num_steps:
       checkpointer.save(done, state)
+    step = done
     if watcher.should_stop(done):
       if checkpointer.latest_step() != done:
         checkpointer.save(done, state)
-      logging.warning("Stopping on signal %s after step %d; checkpoint %d written. Run the "
-                      "same command again to resume.", watcher.received, done, done)
+      if checkpointer.wait():
+        logging.warning("Stopping on signal %s after step %d; checkpoint %d written. Run the "
+                        "same command again to resume.", watcher.received, done, done)
       break
-    step = done
   watcher.restore_handlers()
   writer.flush()
-  checkpointer.close()
+  checkpointer.finish(step)  # raises if the last state is not on disk
   return state

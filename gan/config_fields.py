@@ -1,0 +1,309 @@
+"""One rule per config field (type and range), checked before anything compiles.
+
+``BIGGAN_FIELDS`` / ``PROGAN_FIELDS`` map every dotted path of ``biggan_defaults()``
+/ ``progan_defaults()`` to a rule (both include ``COMMON_FIELDS``); ``check_fields``
+reports unknown, missing and invalid fields. Checks that combine fields stay in
+``validate`` (gan/config.py, gan/progan_config.py). tests/test_config_fields.py
+fails for a field without a rule, and tries every rule's ``invalid_examples()``.
+"""
+
+import dataclasses
+import difflib
+import math
+from typing import Any, Callable
+
+from gan.data.image_ops import RESIZE_FILTERS
+from gan.losses import LOSSES
+from gan.models.architectures import ARCHITECTURES, parse_attention
+from gan.train.health import POLICIES, parse_steps
+from gan.train.progan_schedule import parse_resolution_map
+from gan.train.run_config import RESUME_MODES
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)  # bool is an int subclass
+
+
+def _wrong_type(expected: str, value) -> str:
+  return f"expected {expected}, got {type(value).__name__}"
+
+
+def _range(lo, hi, lo_closed=True, hi_closed=True) -> str:
+  """' in [0, 1)', ' >= 1', ' < 5' or '' (no bounds)."""
+  if lo is not None and hi is not None:
+    return f" in {'[' if lo_closed else '('}{lo}, {hi}{']' if hi_closed else ')'}"
+  if lo is not None:
+    return f" {'>=' if lo_closed else '>'} {lo}"
+  return f" {'<=' if hi_closed else '<'} {hi}" if hi is not None else ""
+
+
+def _outside(value, lo, hi, lo_closed=True, hi_closed=True) -> bool:
+  return ((lo is not None and (value < lo or (value == lo and not lo_closed))) or
+          (hi is not None and (value > hi or (value == hi and not hi_closed))))
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+  """An int (never a bool or float) in [min, max]; optionally a multiple or a power of two."""
+  min: int | None = None
+  max: int | None = None
+  multiple_of: int | None = None
+  power_of_two: bool = False  # image resolutions, which halve down to 4x4
+
+  def describe(self) -> str:
+    kind = "a power of two" if self.power_of_two else "an int"
+    multiple = f", a multiple of {self.multiple_of}" if self.multiple_of else ""
+    return kind + _range(self.min, self.max) + multiple
+
+  def check(self, value) -> str | None:
+    if not _is_int(value):
+      return _wrong_type(self.describe(), value)
+    if (_outside(value, self.min, self.max) or (self.multiple_of and value % self.multiple_of)
+        or (self.power_of_two and (value < 1 or value & (value - 1)))):
+      return f"out of range; expected {self.describe()}"
+    return None
+
+  def invalid_examples(self) -> list:
+    lowest = max(self.min or 1, 1)
+    examples = [str(lowest), float(lowest), True]
+    examples += [self.min - 1] if self.min is not None else []
+    examples += [self.max + 1] if self.max is not None else []
+    examples += [lowest * 2 + 1] if self.multiple_of or self.power_of_two else []  # odd, > 1
+    return examples
+
+
+@dataclasses.dataclass(frozen=True)
+class Float:
+  """A finite real number (an int is fine, a bool is not) between the bounds."""
+  min: float | None = None
+  max: float | None = None
+  min_inclusive: bool = True
+  max_inclusive: bool = True
+
+  def describe(self) -> str:
+    return "a finite number" + _range(self.min, self.max, self.min_inclusive, self.max_inclusive)
+
+  def check(self, value) -> str | None:
+    if not (_is_int(value) or isinstance(value, float)):
+      return _wrong_type(self.describe(), value)
+    if not math.isfinite(value) or _outside(value, self.min, self.max, self.min_inclusive,
+                                            self.max_inclusive):
+      return f"out of range; expected {self.describe()}"
+    return None
+
+  def invalid_examples(self) -> list:
+    examples = ["0.5", True, math.nan, math.inf]
+    if self.min is not None:  # the nearest number outside the bound
+      examples.append(math.nextafter(self.min, -math.inf) if self.min_inclusive else self.min)
+    if self.max is not None:
+      examples.append(math.nextafter(self.max, math.inf) if self.max_inclusive else self.max)
+    return examples
+
+
+@dataclasses.dataclass(frozen=True)
+class Bool:
+  def check(self, value) -> str | None:
+    return None if isinstance(value, bool) else _wrong_type("a bool", value)
+
+  def invalid_examples(self) -> list:
+    return ["true", 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Str:
+  """A string; ``nonempty`` refuses '', ``optional`` accepts None."""
+  nonempty: bool = False
+  optional: bool = False
+
+  def check(self, value) -> str | None:
+    if not (isinstance(value, str) or (self.optional and value is None)):
+      return _wrong_type("None or a string" if self.optional else "a string", value)
+    return "expected a non-empty string" if self.nonempty and value == "" else None
+
+  def invalid_examples(self) -> list:
+    return [1, False] + ([] if self.optional else [None]) + ([""] if self.nonempty else [])
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Choice:
+  """One of ``values``, of the same type (so 64.0 or True never pass for 64 or 1)."""
+  values: tuple
+
+  def __init__(self, *values):
+    object.__setattr__(self, "values", values)
+
+  def check(self, value) -> str | None:
+    if any(type(value) is type(v) and value == v for v in self.values):
+      return None
+    return f"not a valid choice; choose one of {list(self.values)}"
+
+  def invalid_examples(self) -> list:
+    first = self.values[0]
+    if isinstance(first, str):  # a wrong type, and a near miss (case matters)
+      return [1, next(v for v in (first.upper(), first + "_x") if v not in self.values)]
+    return [str(first), max(self.values) + 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+  """A string with a syntax: ``parse`` raises ValueError on a bad one."""
+  parse: Callable[[str], Any]
+  example: str      # a valid value, shown in the message
+  bad_example: str  # a string ``parse`` refuses, for the tests
+
+  def check(self, value) -> str | None:
+    expected = f"a string like {self.example!r}"
+    if not isinstance(value, str):
+      return _wrong_type(expected, value)
+    try:
+      self.parse(value)
+    except ValueError as e:
+      return f"expected {expected} ({str(e).rstrip('.')})"
+    return None
+
+  def invalid_examples(self) -> list:
+    return [1, self.bad_example]
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class OneOf:
+  """Passes if any of ``rules`` does (a field that may be an int or a string)."""
+  rules: tuple
+
+  def __init__(self, *rules):
+    object.__setattr__(self, "rules", rules)
+
+  def check(self, value) -> str | None:
+    problems = [rule.check(value) for rule in self.rules]
+    if None in problems:
+      return None
+    wrong_type = f", got {type(value).__name__}"  # see _wrong_type: say why the others failed
+    return "; or ".join([p for p in problems if not p.endswith(wrong_type)] or problems)
+
+  def invalid_examples(self) -> list:
+    candidates = [v for rule in self.rules for v in rule.invalid_examples()]
+    return [v for v in candidates if self.check(v) is not None]
+
+
+RATE = Float(min=0, min_inclusive=False)
+UNIT = Float(min=0, max=1, max_inclusive=False)  # Adam betas, EMA decays: [0, 1)
+COUNT = Int(min=1)
+RESOLUTION = Int(min=4, power_of_two=True)  # ProGAN: halves down to 4x4
+# A ProGAN phase length in images: an int, or per resolution in a str field.
+LENGTH = OneOf(COUNT, Text(lambda t: parse_resolution_map(t, int) if ":" in t else int(t),
+                           "8:600000,16:800000", "8=600000"))
+
+COMMON_FIELDS = {
+    "seed": Int(min=0, max=2**32 - 1),  # the usual uint32 seed range
+    "resume": Choice(*RESUME_MODES),
+    "model.name": Choice("biggan", "progan"),
+    "data.name": Str(nonempty=True),
+    "data.data_dir": Str(optional=True),
+    "data.split": Str(nonempty=True),
+    "data.label_key": Str(),
+    "data.num_classes": COUNT,
+    "data.num_examples": Int(min=0),
+    "data.random_flip": Bool(),
+    "data.resize_filter": Choice(*sorted(RESIZE_FILTERS)),
+    "data.num_workers": Int(min=0),
+    "train.adam_b1": UNIT,
+    "train.adam_b2": UNIT,
+    "train.adam_eps": RATE,
+    "train.ema_decay": UNIT,
+    "train.nonfinite_policy": Choice(*POLICIES),
+    "train.nonfinite_patience": COUNT,
+    "train.inject_nonfinite_steps": Text(parse_steps, "100,101", "100;101"),
+    "log_every_steps": COUNT,
+    "sample_every_steps": COUNT,
+    "checkpoint_every_steps": COUNT,
+    "checkpoint_every_secs": Int(min=0),
+    "keep_checkpoints": COUNT,
+}
+
+BIGGAN_FIELDS = {
+    **COMMON_FIELDS,
+    "model.resolution": Choice(*sorted(ARCHITECTURES)),
+    "model.ch": Int(min=8, multiple_of=2),  # self-attention uses ch / 8 and ch / 2 channels
+    "model.z_dim": COUNT,
+    "model.shared_dim": COUNT,
+    "model.attention": Text(parse_attention, "64_128", "64,128"),
+    "model.sn_eps": RATE,
+    "model.bn_eps": RATE,
+    "model.compute_dtype": Choice("float32", "bfloat16"),
+    "train.num_steps": COUNT,
+    "train.batch_size": COUNT,
+    "train.grad_accum_steps": COUNT,
+    "train.d_steps": COUNT,
+    "train.g_lr": RATE,
+    "train.d_lr": RATE,
+    "train.ortho_reg": Float(min=0),
+    "train.ema_start": Int(min=0),
+    "train.unroll_loops": Choice("auto", "true", "false"),
+    "sample.num_classes_shown": COUNT,
+    "sample.per_class": COUNT,
+    "sample.truncation": Float(min=0),
+    "sample.standing_stats_batches": Int(min=0),
+}
+
+PROGAN_FIELDS = {
+    **COMMON_FIELDS,
+    "model.resolution": RESOLUTION,
+    "model.latent_dim": COUNT,
+    "model.fmap_base": COUNT,
+    "model.fmap_max": COUNT,
+    "model.fmap_decay": Float(min=0),
+    "model.mbstd_group_size": Int(min=0),
+    "model.normalize_latents": Bool(),
+    "schedule.start_resolution": RESOLUTION,
+    "schedule.fade_images": LENGTH,
+    "schedule.stable_images": LENGTH,
+    "schedule.total_images": COUNT,
+    "schedule.batch_sizes": Text(lambda t: parse_resolution_map(t, int), "4:512,8:256", "4=512"),
+    "schedule.default_batch_size": COUNT,
+    "schedule.learning_rates": Text(lambda t: parse_resolution_map(t, float),
+                                    "128:1.5e-3,256:2e-3", "128:fast"),
+    "train.lr": RATE,
+    "train.loss": Choice(*LOSSES),
+    "train.gp_weight": Float(min=0),
+    "train.gp_target": RATE,
+    "train.drift": Float(min=0),
+    "train.reset_optimizer": Bool(),
+    "train.max_steps": Int(min=0),
+    "sample.rows": COUNT,
+    "sample.cols": COUNT,
+}
+
+
+def flatten(tree, prefix: str = "") -> dict[str, Any]:
+  """{'train': {'lr': 1e-3}} or its ConfigDict -> {'train.lr': 1e-3}, references resolved."""
+  if hasattr(tree, "to_dict"):
+    tree = tree.to_dict()
+  leaves = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) or hasattr(value, "to_dict"):
+      leaves.update(flatten(value, f"{prefix}{key}."))
+    else:
+      leaves[f"{prefix}{key}"] = value
+  return leaves
+
+
+def check_fields(config, rules: dict, start_from: str = "the defaults") -> list[str]:
+  """One message per unknown, missing or invalid field of ``config``, sorted by path."""
+  values, problems = flatten(config), []
+  for path in sorted(set(values) | set(rules)):
+    if path not in values:
+      problems.append(f"config.{path} is missing; start the config from {start_from}.")
+    elif path not in rules:
+      close = difflib.get_close_matches(path, rules, n=2, cutoff=0.75)
+      hint = (f"did you mean {' or '.join('config.' + c for c in close)}?" if close
+              else f"remove it (the known fields are those of {start_from})")
+      problems.append(f"config.{path}={values[path]!r}: unknown field; {hint}")
+    elif (problem := rules[path].check(values[path])) is not None:
+      problems.append(f"config.{path}={values[path]!r}: {problem}.")
+  return problems
+
+
+def fields_valid(config, rules: dict, *paths: str) -> bool:
+  """Whether every one of ``paths`` is present and passes its rule (for cross-field checks)."""
+  values = flatten(config)
+  return all(path in values and rules[path].check(values[path]) is None for path in paths)
