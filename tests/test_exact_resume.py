@@ -4,6 +4,7 @@ Also: a run continued on another number of devices (8 -> 4 -> 1) re-shards
 its state and matches the uninterrupted run up to float summation order.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -141,9 +142,14 @@ def make_unwritable(directory) -> str | None:
     (directory / "probe").touch()
   except PermissionError:
     return None  # refused, as wanted
-  except (OSError, subprocess.CalledProcessError) as e:
-    return f"chattr/chmod failed: {e}"
-  return "chattr/chmod had no effect on this file system"
+  except (OSError, subprocess.CalledProcessError) as e:  # e.g. no chattr, or not supported
+    why_not = f"chattr/chmod failed: {e}"
+  else:
+    (directory / "probe").unlink()
+    why_not = "chattr/chmod had no effect on this file system"
+  with contextlib.suppress(OSError, subprocess.CalledProcessError):
+    set_writable(directory, True)
+  return why_not
 
 
 def file_bytes(directory) -> dict:
@@ -165,11 +171,12 @@ def test_unwritable_checkpoint_directory_keeps_the_last_checkpoint_and_stops_cle
     assert proc.poll() is None and time.time() < deadline, "the run ended too early"
     time.sleep(0.01)
   before = file_bytes(checkpoints / "4")
+  why_not = make_unwritable(checkpoints)
+  if why_not:
+    proc.kill()
+    proc.wait()
+    pytest.skip(f"cannot make a directory unwritable here: {why_not}")
   try:
-    why_not = make_unwritable(checkpoints)
-    if why_not:
-      proc.kill()
-      pytest.skip(f"cannot make a directory unwritable here: {why_not}")
     log = proc.communicate(timeout=300)[1]
   finally:
     set_writable(checkpoints, True)
