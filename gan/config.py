@@ -15,11 +15,26 @@ class ConfigError(ValueError):
   """A config that cannot run; the message names the fix."""
 
 
+def add_run_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds the fields every model shares: resuming, non-finite policy, logging and checkpoints."""
+  c.resume = "auto"  # or 'force': continue a workdir's run with changed settings
+  # Non-finite losses/gradients (gan/train/health.py): the update is always skipped;
+  # after `nonfinite_patience` in a row: 'skip' (go on), 'rollback' or 'stop'.
+  c.train.nonfinite_policy = "skip"
+  c.train.nonfinite_patience = 10
+  c.train.inject_nonfinite_steps = ""  # fault injection, e.g. "100,101"
+  c.log_every_steps = 100
+  c.sample_every_steps = 2_000  # ProGAN: also at the end of every phase
+  c.checkpoint_every_steps = 2_000  # ProGAN: also at the end of every phase
+  c.checkpoint_every_secs = 0   # > 0: also when this long has passed since the last save
+  c.keep_checkpoints = 3
+  return c
+
+
 def biggan_defaults() -> ml_collections.ConfigDict:
   """BigGAN at 128x128 on ImageNet with the paper's hyperparameters."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.resume = "auto"  # or 'force': continue a workdir's run with changed settings
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "biggan"
@@ -61,11 +76,6 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   # D-step / accumulation loops: 'auto' unrolls on CPU (XLA:CPU is ~30x slower on
   # convolutions inside loops), lax.scan elsewhere; or 'true' / 'false'.
   c.train.unroll_loops = "auto"
-  # Non-finite losses/gradients (gan/train/health.py): the update is always skipped;
-  # after `nonfinite_patience` in a row: 'skip' (go on), 'rollback' or 'stop'.
-  c.train.nonfinite_policy = "skip"
-  c.train.nonfinite_patience = 10
-  c.train.inject_nonfinite_steps = ""  # fault injection, e.g. "100,101"
 
   c.sample = ml_collections.ConfigDict()
   c.sample.num_classes_shown = 10  # rows of the sample grid
@@ -73,12 +83,7 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   c.sample.truncation = 0.0        # 0: plain N(0, I); > 0: truncated normal
   c.sample.standing_stats_batches = 0  # > 0: sample with standing BN statistics
 
-  c.log_every_steps = 100
-  c.sample_every_steps = 2_000
-  c.checkpoint_every_steps = 2_000
-  c.checkpoint_every_secs = 0   # > 0: also when this long has passed since the last save
-  c.keep_checkpoints = 3
-  return c
+  return add_run_fields(c)
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:

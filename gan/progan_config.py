@@ -8,13 +8,13 @@ its rule in ``gan/config_fields.py``, then the checks that combine fields.
 
 import ml_collections
 
+from gan.config import ConfigError, add_run_fields
 from gan.config_fields import PROGAN_FIELDS, check_fields, fields_valid
 
 
 def progan_defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.resume = "auto"  # or 'force': continue a workdir's run with changed settings
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "progan"
@@ -61,22 +61,12 @@ def progan_defaults() -> ml_collections.ConfigDict:
   c.train.ema_decay = 0.999     # per step
   c.train.reset_optimizer = True  # fresh Adam state at every phase change (official default)
   c.train.max_steps = 0         # > 0: stop after this many steps (total, not per run)
-  # Non-finite losses/gradients (gan/train/health.py): the update is always skipped;
-  # after `nonfinite_patience` in a row: 'skip' (go on), 'rollback' or 'stop'.
-  c.train.nonfinite_policy = "skip"
-  c.train.nonfinite_patience = 10
-  c.train.inject_nonfinite_steps = ""  # fault injection, e.g. "100,101"
 
   c.sample = ml_collections.ConfigDict()
   c.sample.rows = 8
   c.sample.cols = 8
 
-  c.log_every_steps = 100
-  c.sample_every_steps = 2_000  # and at the end of every phase
-  c.checkpoint_every_steps = 2_000  # and at the end of every phase
-  c.checkpoint_every_secs = 0   # > 0: also when this long has passed since the last save
-  c.keep_checkpoints = 3
-  return c
+  return add_run_fields(c)
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
@@ -85,7 +75,6 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
   Every field is checked against its rule in gan/config_fields.py; the checks
   here combine fields, and each runs only if the fields it reads passed theirs.
   """
-  from gan.config import ConfigError
   from gan.models.progan import num_channels
   from gan.train.progan_schedule import Schedule
 

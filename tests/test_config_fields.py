@@ -204,3 +204,9 @@ def test_progan_schedule_syntax_names_the_entry():
   assert error(c) == ("Invalid config:\n  - config.schedule.batch_sizes='4:32,12:32': expected a "
                       "string like '4:512,8:256' (Bad entry '12:32' in '4:32,12:32': resolution "
                       "12 is not a power of two (4, 8, 16, ...)).")
+
+
+def test_negative_fault_injection_step_is_refused():
+  c = tiny_config(inject_nonfinite_steps="5,-1")
+  assert error(c) == ("Invalid config:\n  - config.train.inject_nonfinite_steps='5,-1': expected "
+                      "a string like '100,101' (steps must be >= 0, got '5,-1').")

@@ -75,6 +75,7 @@ def test_biggan_killed_and_restarted_equals_uninterrupted(tmp_path):
   log = run_main(command)
   assert f"Resumed from checkpoint at step {latest} in " in log, log[-3000:]
   assert saved_steps(workdir)[-1] == 6
+  assert "step_00000006.png" in os.listdir(workdir / "samples")  # the restart logs and samples on
   assert_bitwise_equal(Checkpointer(str(workdir), 3).restore(6, expected), expected)
 
 

@@ -39,7 +39,11 @@ def init_health() -> dict:
 
 
 def parse_steps(text: str) -> tuple[int, ...]:
-  return tuple(int(s) for s in text.replace(" ", "").split(",") if s)
+  """'100, 101' -> (100, 101); raises ValueError for a non-integer or negative step."""
+  steps = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
+  if any(step < 0 for step in steps):
+    raise ValueError(f"steps must be >= 0, got {text!r}")
+  return steps
 
 
 def injected_factor(step: jax.Array, steps: tuple[int, ...]) -> jax.Array:

@@ -57,9 +57,10 @@ def differences(saved: dict, current: dict) -> list[str]:
 
 
 def claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict, is_chief: bool) -> None:
-  """Raises ConfigError if ``workdir`` holds another run; then records ``config`` there."""
-  if config.resume not in RESUME_MODES:
-    raise ConfigError(f"config.resume={config.resume!r}; choose one of {list(RESUME_MODES)}.")
+  """Raises ConfigError if ``workdir`` holds another run; then records ``config`` there.
+
+  ``config.resume`` was checked against RESUME_MODES by gan.config.validate.
+  """
   path = workdir / "config.json"
   current = json.loads(config.to_json())
   if path.exists():
