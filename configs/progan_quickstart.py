@@ -19,7 +19,7 @@ def get_config():
   config.model.fmap_max = 64
 
   config.data.name = "shapes10"
-  config.data.num_classes = 10  # shapes10's labels exist but ProGAN ignores them
+  config.data.num_classes = 1  # unconditional: shapes10's labels are not read
   config.data.num_examples = 10_000
 
   config.schedule.fade_images = 4_000

@@ -6,6 +6,8 @@ problem it finds: each field against its rule in ``gan/config_fields.py``,
 then the checks that combine fields.
 """
 
+import os
+
 import ml_collections
 
 from gan.models.architectures import get_architecture, parse_attention
@@ -29,6 +31,73 @@ def add_run_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.checkpoint_every_secs = 0   # > 0: also when this long has passed since the last save
   c.keep_checkpoints = 3
   return c
+
+
+# Copies of a step's input batch that a process holds at once: the prefetch queue
+# (2, gan.data.pipeline.prefetch), the one being assembled, and its device copy
+# (host memory too on CPU). Per example: the uint8 image, its int64 position, its label.
+INPUT_BATCH_COPIES = 4
+_BYTES_PER_POSITION_AND_LABEL = 8 + 4
+
+
+def available_host_memory() -> int | None:
+  """Bytes of memory available to this process now (Linux MemAvailable), if known."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except (OSError, ValueError, IndexError):
+    pass
+  try:
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def _size(num_bytes: float) -> str:
+  for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+    if num_bytes < 1024 or unit == "PiB":
+      return f"{num_bytes:.1f} {unit}"
+    num_bytes /= 1024
+  return ""
+
+
+def data_problems(config: ml_collections.ConfigDict, *, conditional: bool, batch_field: str,
+                  examples_per_step: int, num_processes: int,
+                  host_memory: int | None = None) -> list[str]:
+  """Contradictions in config.data, and input batches that cannot fit in host memory.
+
+  ``examples_per_step``: the most examples one step reads (all processes, at
+  config.model.resolution); ``batch_field`` names the field that sets it.
+  """
+  d, problems = config.data, []
+  if not d.label_key and d.num_classes != 1:
+    problems.append(f"config.data.label_key='' (unconditional) needs config.data.num_classes=1, "
+                    f"not {d.num_classes}; or name the label feature (e.g. "
+                    "--config.data.label_key=label) to train class-conditionally.")
+  if d.label_key and not conditional:
+    problems.append(f"config.data.label_key={d.label_key!r}: {config.model.name} is "
+                    "unconditional and reads no labels; set --config.data.label_key='' "
+                    "--config.data.num_classes=1.")
+  if d.name == "shapes10" and d.label_key not in ("", "label"):
+    problems.append(f"config.data.label_key={d.label_key!r}: shapes10's label feature is "
+                    "'label' ('' for unconditional).")
+  resolution = config.model.resolution
+  per_example = resolution * resolution * 3 + _BYTES_PER_POSITION_AND_LABEL
+  need = INPUT_BATCH_COPIES * -(-examples_per_step // num_processes) * per_example
+  what = (f"{INPUT_BATCH_COPIES} copies of {examples_per_step} / {num_processes} examples of "
+          f"{resolution}x{resolution}x3 bytes")
+  if d.name == "shapes10":  # generated into memory: drawn at >= 16x16, then box-filtered
+    drawn = max(resolution, 16)
+    need += d.num_examples * (drawn * drawn * 3 + resolution * resolution * 3 + 4)
+    what += f", plus the {d.num_examples} shapes10 images (config.data.num_examples)"
+  available = available_host_memory() if host_memory is None else host_memory
+  if available is not None and need > available:
+    problems.append(f"{batch_field}: each process would hold about {_size(need)} of input "
+                    f"data ({what}), but this machine has {_size(available)} of memory "
+                    "available; use a smaller batch (or dataset), or more processes (hosts).")
+  return problems
 
 
 def biggan_defaults() -> ml_collections.ConfigDict:
@@ -86,8 +155,11 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   return add_run_fields(c)
 
 
-def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
+def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1,
+             host_memory: int | None = None) -> None:
   """Raises ConfigError naming every problem with ``config`` and its fix.
+
+  ``host_memory``: bytes available for input batches (default: measured now).
 
   Every field is checked against its rule in gan/config_fields.py; the checks
   here combine fields, and each runs only if the fields it reads passed theirs.
@@ -102,7 +174,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         check_fields(config, BIGGAN_FIELDS if n == "biggan" else PROGAN_FIELDS)))
   if name == "progan":
     from gan import progan_config
-    return progan_config.validate(config, num_devices, num_processes)
+    return progan_config.validate(config, num_devices, num_processes, host_memory)
 
   errors = check_fields(config, BIGGAN_FIELDS, start_from="gan.config.biggan_defaults()")
   def valid(*paths):
@@ -135,6 +207,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
       if micro % num_processes:
         errors.append(f"the micro-batch batch_size/grad_accum_steps={micro} is not divisible by "
                       f"the {num_processes} processes; use a multiple of {num_processes}.")
+  data_fields = ["data.name", "data.label_key", "data.num_classes", "data.num_examples",
+                 "model.resolution", "train.batch_size", "train.d_steps"]
+  if valid(*data_fields):
+    errors += data_problems(config, conditional=True,
+                            batch_field=f"config.train.batch_size={t.batch_size}",
+                            examples_per_step=t.d_steps * t.batch_size,
+                            num_processes=num_processes, host_memory=host_memory)
   if valid("sample.num_classes_shown", "data.num_classes"):
     shown, num_classes = config.sample.num_classes_shown, config.data.num_classes
     if shown > num_classes:

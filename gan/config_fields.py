@@ -287,6 +287,28 @@ def flatten(tree, prefix: str = "") -> dict[str, Any]:
   return leaves
 
 
+_SYNONYMS = {  # what people type -> a word of our field names
+    "learning_rate": "lr", "lrate": "lr", "batchsize": "batch_size", "bs": "batch_size",
+    "steps": "num_steps", "iterations": "num_steps", "iters": "num_steps", "res": "resolution",
+    "image_size": "resolution", "size": "resolution", "dataset": "name", "width": "ch",
+    "channels": "ch", "z": "z_dim", "latent": "z_dim", "ema": "ema_decay",
+}
+
+
+def suggest_fields(path: str, known: list[str]) -> list[str]:
+  """Up to 3 fields of ``known`` that ``path`` (e.g. 'train.learning_rate') may mean."""
+  section, _, leaf = path.rpartition(".")
+  word = _SYNONYMS.get(leaf, leaf)
+  def leaf_matches(field: str) -> bool:
+    name = field.rpartition(".")[2]
+    return name == word or name.endswith("_" + word) or name.startswith(word + "_")
+  by_leaf = sorted((f for f in known if leaf_matches(f)),
+                   key=lambda f: (f.rpartition(".")[0] != section, f))
+  # Spelling neighbours: any if no field shares the word, else only very close ones.
+  close = difflib.get_close_matches(path, known, n=3, cutoff=0.75 if by_leaf else 0.6)
+  return list(dict.fromkeys(by_leaf + close))[:3]
+
+
 def check_fields(config, rules: dict, start_from: str = "the defaults") -> list[str]:
   """One message per unknown, missing or invalid field of ``config``, sorted by path."""
   values, problems = flatten(config), []
@@ -294,7 +316,7 @@ def check_fields(config, rules: dict, start_from: str = "the defaults") -> list[
     if path not in values:
       problems.append(f"config.{path} is missing; start the config from {start_from}.")
     elif path not in rules:
-      close = difflib.get_close_matches(path, rules, n=2, cutoff=0.75)
+      close = suggest_fields(path, sorted(rules))
       hint = (f"did you mean {' or '.join('config.' + c for c in close)}?" if close
               else f"remove it (the known fields are those of {start_from})")
       problems.append(f"config.{path}={values[path]!r}: unknown field; {hint}")

@@ -6,6 +6,8 @@ import numpy as np
 from etils import epath
 from PIL import Image
 
+from gan.fileio import atomic_write
+
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
   """float [-1, 1] (..., H, W, 3) -> uint8 [0, 255]."""
@@ -36,6 +38,4 @@ def save_png(path: str | epath.Path, image: np.ndarray) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
   buffer = io.BytesIO()
   Image.fromarray(image).save(buffer, format="PNG")
-  tmp = path.parent / (path.name + ".tmp")
-  tmp.write_bytes(buffer.getvalue())
-  tmp.replace(path)  # a resumed run may redraw the grid of a step
+  atomic_write(path, buffer.getvalue())  # a resumed run may redraw the grid of a step

@@ -8,7 +8,7 @@ its rule in ``gan/config_fields.py``, then the checks that combine fields.
 
 import ml_collections
 
-from gan.config import ConfigError, add_run_fields
+from gan.config import ConfigError, add_run_fields, data_problems
 from gan.config_fields import PROGAN_FIELDS, check_fields, fields_valid
 
 
@@ -69,8 +69,11 @@ def progan_defaults() -> ml_collections.ConfigDict:
   return add_run_fields(c)
 
 
-def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
+def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1,
+             host_memory: int | None = None) -> None:
   """Raises ConfigError naming every problem with a ProGAN ``config`` and its fix.
+
+  ``host_memory``: bytes available for input batches (default: measured now).
 
   Every field is checked against its rule in gan/config_fields.py; the checks
   here combine fields, and each runs only if the fields it reads passed theirs.
@@ -112,5 +115,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         if group > 1 and batch % group:
           errors.append(f"batch {batch} (at {where}) is not divisible by the minibatch-stddev "
                         f"group size {group}; change config.model.mbstd_group_size or the batch.")
+      if valid("data.name", "data.label_key", "data.num_classes", "data.num_examples"):
+        largest = max(resolutions)  # the source is read at the final resolution
+        errors += data_problems(config, conditional=False,
+                                batch_field=f"the batch {largest} at "
+                                f"{', '.join(f'{r}x{r}' for r in resolutions[largest])}",
+                                examples_per_step=largest, num_processes=num_processes,
+                                host_memory=host_memory)
   if errors:
     raise ConfigError("Invalid config:\n  - " + "\n  - ".join(errors))

@@ -66,7 +66,7 @@ def tiny_progan(**train_overrides):
   c.model.latent_dim = 16
   c.model.fmap_base = 64
   c.model.fmap_max = 16
-  c.data.name, c.data.num_classes, c.data.num_examples = "shapes10", 10, 200
+  c.data.name, c.data.num_classes, c.data.num_examples = "shapes10", 1, 200  # unconditional
   c.schedule.fade_images = c.schedule.stable_images = PHASE_IMAGES
   c.schedule.total_images = PHASE_IMAGES * 3  # stable 4, fade 8, stable 8
   c.schedule.batch_sizes, c.schedule.learning_rates = "", ""

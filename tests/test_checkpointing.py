@@ -1,5 +1,6 @@
 """Checkpointer guarantees: atomicity, save policy, retention, fallback, refusal, resharding, failures."""
 
+import json
 import logging
 import os
 import pickle
@@ -9,6 +10,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from conftest import PYTHON, REPO, subprocess_env
@@ -253,3 +255,161 @@ def test_failed_background_write_is_reported_at_the_next_save(tmp_path, caplog, 
   assert any("step 2" in m and "previous checkpoint 1 is intact" in m for m in errors), errors
   assert checkpointer.close()
   assert saved_steps(tmp_path) == {1, 3}
+
+
+# ---- Integrity: checksums, non-finite values, stray folders, set-aside checkpoints ----
+
+def random_state(seed: int) -> dict:
+  """A state whose large leaf is random float32: stored raw (incompressible), so a flipped
+  bit in its data file decodes to other values instead of failing to decompress."""
+  rng = np.random.default_rng(seed)
+  return {"params": {"w": jnp.asarray(rng.standard_normal((64, 64)), jnp.float32),
+                     "b": jnp.asarray(rng.standard_normal(3), jnp.bfloat16)},
+          "step": jnp.asarray(seed, jnp.int32)}
+
+
+def data_files(step_dir) -> list:
+  """The array data files orbax wrote for a step (ocdbt's d/ folders), largest first."""
+  files = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
+  return sorted(files, key=lambda p: -p.stat().st_size)
+
+
+def flip_bit(path, position: int, bit: int = 4) -> None:
+  data = bytearray(path.read_bytes())
+  data[position] ^= 1 << bit
+  path.write_bytes(bytes(data))
+
+
+def warnings_of(caplog) -> list[str]:
+  return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.8])
+def test_a_flipped_bit_in_array_data_is_detected_and_set_aside(tmp_path, caplog, fraction):
+  checkpointer = Checkpointer(str(tmp_path), keep=5)
+  for step in (1, 2):
+    assert checkpointer.save(step, random_state(step))
+  assert checkpointer.close()
+  step2 = tmp_path / "checkpoints" / "2"
+  data = data_files(step2)[0]
+  flip_bit(data, int(data.stat().st_size * fraction))
+  # The fault is real: plain orbax restores other values for w, without a word.
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), random_state(0))
+  plain = ocp.CheckpointManager(tmp_path / "checkpoints",
+                                item_handlers=ocp.StandardCheckpointHandler())
+  silently_wrong = plain.restore(2, args=ocp.args.StandardRestore(abstract))
+  plain.close()
+  assert not np.array_equal(silently_wrong["params"]["w"], random_state(2)["params"]["w"])
+  with caplog.at_level(logging.WARNING):
+    state, step = Checkpointer(str(tmp_path), keep=5).restore_latest(random_state(0))
+  assert step == 1
+  assert_bitwise_equal(state, random_state(1))
+  warning = next(m for m in warnings_of(caplog) if "step 2" in m)
+  assert str(step2) in warning and "params/w: checksum" in warning, warning
+  assert f"moved it to {tmp_path / 'checkpoints' / 'corrupt' / '2'}" in warning, warning
+  assert saved_steps(tmp_path) == {1}
+  assert (tmp_path / "checkpoints" / "corrupt" / "2" / "default").is_dir()  # kept, not deleted
+
+
+def test_checksums_do_not_depend_on_sharding_or_device_count():
+  from gan.train import integrity
+  state = random_state(3)
+  mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+  sharded = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  assert integrity.record(sharded) == integrity.record(jax.device_get(state))
+  # Every single-bit change of a leaf changes its checksum (a bijection per term).
+  w = np.asarray(state["params"]["w"])
+  base = integrity.summarize({"w": w})["w"]["checksum"]
+  for index in (0, 1, 4095):
+    for bit in (0, 22, 31):
+      changed = w.copy().view(np.uint32)
+      changed.flat[index] ^= np.uint32(1 << bit)
+      assert integrity.summarize({"w": changed.view(np.float32)})["w"]["checksum"] != base
+  swapped = w.copy()
+  swapped.flat[0], swapped.flat[1] = w.flat[1], w.flat[0]
+  assert integrity.summarize({"w": swapped})["w"]["checksum"] != base
+
+
+def test_a_non_finite_value_in_a_checkpoint_is_refused_like_corruption(tmp_path, caplog):
+  checkpointer = Checkpointer(str(tmp_path), keep=5)
+  assert checkpointer.save(1, small_state(1))
+  poisoned = small_state(2)
+  poisoned["params"]["w"] = poisoned["params"]["w"].at[1, 2].set(jnp.nan)
+  assert checkpointer.save(2, poisoned)
+  assert checkpointer.close()
+  with caplog.at_level(logging.WARNING):
+    state, step = Checkpointer(str(tmp_path), keep=5).restore_latest(small_state())
+  assert step == 1
+  assert_bitwise_equal(state, small_state(1))
+  assert any("step 2" in m and "params/w: holds NaN or Inf" in m for m in warnings_of(caplog))
+  assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
+
+
+def test_a_stray_folder_is_set_aside_and_saving_continues_from_the_restored_step(
+    tmp_path, caplog):
+  checkpointer = Checkpointer(str(tmp_path), keep=2, every_steps=10)
+  for step in (10, 20, 30):
+    assert checkpointer.save(step, small_state(step))
+  assert checkpointer.close()
+  stray = tmp_path / "checkpoints" / "999999"
+  stray.mkdir()
+  (stray / "garbage").write_bytes(os.urandom(64))
+  resumed = Checkpointer(str(tmp_path), keep=2, every_steps=10)
+  with caplog.at_level(logging.WARNING):
+    state, step = resumed.restore_latest(small_state())
+  assert step == 30
+  assert_bitwise_equal(state, small_state(30))
+  assert any("step 999999" in m and "corrupt" in m for m in warnings_of(caplog))
+  # The cadence goes on from step 30, and the kept checkpoints are real ones.
+  assert [s for s in range(31, 61) if resumed.should_save(s)] == [40, 50, 60]
+  for step in (40, 50):
+    assert resumed.save(step, small_state(step))
+  assert resumed.close()
+  assert saved_steps(tmp_path) == {40, 50}
+  assert sorted(os.listdir(tmp_path / "checkpoints" / "corrupt")) == ["999999"]
+  assert (tmp_path / "checkpoints" / "corrupt" / "999999" / "garbage").is_file()
+
+
+def test_the_same_step_damaged_twice_keeps_both_casualties(tmp_path):
+  save_steps(tmp_path, [1, 2])
+  for _ in range(2):
+    corrupt_by_truncation(tmp_path / "checkpoints" / "2")
+    checkpointer = Checkpointer(str(tmp_path), keep=5)
+    assert checkpointer.restore_latest(small_state())[1] == 1
+    assert checkpointer.save(2, small_state(2))  # training reaches step 2 again
+    assert checkpointer.close()
+  assert sorted(os.listdir(tmp_path / "checkpoints" / "corrupt")) == ["2", "2.1"]
+
+
+@pytest.mark.parametrize("damage", ["recorded shape", "recorded checksum", "not json"])
+def test_a_damaged_checksum_record_is_corruption_not_a_mismatch(tmp_path, damage):
+  save_steps(tmp_path, [1, 2])
+  metadata = tmp_path / "checkpoints" / "2" / "_CHECKPOINT_METADATA"
+  text = metadata.read_text()
+  if damage == "recorded shape":  # as one damaged byte could: [2, 3] -> [2, 7]
+    assert text.count("[2, 3]") == 1, text
+    text = text.replace("[2, 3]", "[2, 7]")
+  elif damage == "recorded checksum":
+    checksum = json.loads(text)["custom_metadata"]["gan_integrity"]["leaves"]["params/w"]
+    text = text.replace(checksum["checksum"], checksum["checksum"][::-1])
+  else:
+    text = text[: len(text) // 2]
+  metadata.write_text(text)
+  state, step = Checkpointer(str(tmp_path), keep=5).restore_latest(small_state())
+  assert step == 1
+  assert_bitwise_equal(state, small_state(1))
+  assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
+
+
+def test_checkpoints_without_a_checksum_record_still_restore(tmp_path, caplog):
+  plain = ocp.CheckpointManager(tmp_path / "checkpoints",
+                                item_handlers=ocp.StandardCheckpointHandler())
+  plain.save(4, args=ocp.args.StandardSave(small_state(4)))  # as before checksums existed
+  plain.wait_until_finished()
+  plain.close()
+  with caplog.at_level(logging.WARNING):
+    state, step = Checkpointer(str(tmp_path), keep=5).restore_latest(small_state())
+  assert step == 4
+  assert_bitwise_equal(state, small_state(4))
+  assert any("no checksum record" in m for m in warnings_of(caplog))
+

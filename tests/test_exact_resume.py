@@ -72,9 +72,16 @@ def test_biggan_killed_and_restarted_equals_uninterrupted(tmp_path):
   kill_after_checkpoint(command, workdir, 2)  # killed while training on after it
   latest = saved_steps(workdir)[-1]
   assert 2 <= latest < 6, saved_steps(workdir)
+  stray = workdir / "checkpoints" / "999999"  # a higher-numbered folder holding garbage
+  stray.mkdir()
+  (stray / "garbage").write_bytes(os.urandom(100))
   log = run_main(command)
+  assert re.search(r"Checkpoint step 999999 in .* could not be restored .*; moved it to "
+                   r".*/checkpoints/corrupt/999999", log), log[-3000:]
   assert f"Resumed from checkpoint at step {latest} in " in log, log[-3000:]
-  assert saved_steps(workdir)[-1] == 6
+  # The cadence goes on after the stray folder (every 2 steps), which no longer counts.
+  assert saved_steps(workdir) == list(range(2, 7, 2))[-3:], saved_steps(workdir)
+  assert os.listdir(workdir / "checkpoints" / "corrupt") == ["999999"]
   assert "step_00000006.png" in os.listdir(workdir / "samples")  # the restart logs and samples on
   assert_bitwise_equal(Checkpointer(str(workdir), 3).restore(6, expected), expected)
 
@@ -103,28 +110,58 @@ def test_progan_killed_mid_fade_and_restarted_equals_uninterrupted(tmp_path,
                        progan_uninterrupted)
 
 
+# The relative L2 distance of each group of leaves (G, D, EMA, each optimiser
+# moment), chain 8 -> 4 -> 1 devices vs 1 device throughout, measured on this
+# project's CI machine type over seeds 0-5: at most 1.1e-5 (summation order
+# only; with Adam eps 1, see tiny_progan_config). A restart that loses the RNG
+# (seed 1 after step 8) gives 0.29. The bound sits ~100x above the first and
+# ~300x below the second. Per leaf the spread is no basis: a bias whose norm is
+# 4e-7 differs by 1.2e-3 of itself from rounding alone.
+GROUP_L2_BOUND = 1e-3
+
+
+def group_relative_l2(got: dict, want: dict) -> dict[str, float]:
+  """{'g_params': relative L2 over all its leaves, 'g_opt_state.mu': ..., ...}."""
+  sums = {}
+  for name, w in want.items():
+    top = name.split("[")[0].lstrip(".")
+    group = top + next((m for m in (".mu", ".nu") if m in name), "")
+    diff, norm = sums.get(group, (0.0, 0.0))
+    sums[group] = (diff + float(np.sum((got[name].astype(np.float64) - w) ** 2)),
+                   norm + float(np.sum(w.astype(np.float64) ** 2)))
+  return {g: (d / max(n, 1e-30)) ** 0.5 for g, (d, n) in sums.items()}
+
+
 def test_progan_continues_on_8_then_4_then_1_devices(tmp_path, progan_uninterrupted):
+  """Each restart restores a checkpoint written on another device count.
+
+  The restore itself is exact: its checksums (computed on the writing mesh)
+  are verified on the reading mesh. Training on goes on with other summation
+  orders, so the end state is compared to the 1-device run with a measured bound.
+  """
   total = tiny_progan_config.TOTAL_STEPS
   workdir = tmp_path / "resharded"
   for devices, stop in [(8, 8), (4, 16), (1, 0)]:  # max_steps 0: to the end
     log = run_main(main_command("tiny_progan_config.py", workdir,
                                 f"--config.train.max_steps={stop}"), devices)
     assert f"{devices} local / {devices} global devices" in log
+    assert "no checksum record" not in log and "could not be restored" not in log, log[-3000:]
     if devices != 8:
       assert re.search(rf"Resumed at step {8 if devices == 4 else 16}, ", log), log[-3000:]
   assert saved_steps(workdir)[-1] == total
   got = leaves_by_name(Checkpointer(str(workdir), 3).restore(total, progan_uninterrupted))
   want = leaves_by_name(progan_uninterrupted)
-  worst = {}
+  floats = {}
   for name, w in want.items():
     g = got[name]
     assert g.dtype == w.dtype and g.shape == w.shape, name
-    if not np.issubdtype(w.dtype, np.floating):
-      np.testing.assert_array_equal(g, w, err_msg=name)  # step, images shown, phase, counters
+    if np.issubdtype(w.dtype, np.floating):
+      floats[name] = w
     else:
-      worst[name] = float(np.linalg.norm(g - w) / (np.linalg.norm(w) + 1e-12))
-  print("worst relative L2 differences:", sorted(worst.items(), key=lambda kv: -kv[1])[:5])
-  assert max(worst.values()) < 1e-3, sorted(worst.items(), key=lambda kv: -kv[1])[:5]
+      np.testing.assert_array_equal(g, w, err_msg=name)  # step, images shown, phase, counters
+  distances = group_relative_l2(got, floats)
+  print("relative L2 per group:", sorted(distances.items(), key=lambda kv: -kv[1]))
+  assert max(distances.values()) < GROUP_L2_BOUND, distances
 
 
 def set_writable(directory, writable: bool) -> None:

@@ -6,13 +6,17 @@ come from how those images were drawn, not from the code under test.
 
 import json
 import os
+import signal
+import subprocess
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from conftest import PYTHON, REPO, subprocess_env
 from gan.data import prepare as prep
+from gan.data import prepare_out
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -253,3 +257,149 @@ def test_dataset_names_are_snake_case():
   assert prep.dataset_name_for("128px") == "ds_128px"
   with pytest.raises(prep.PrepareError, match="snake_case"):
     prep.prepare("/nonexistent", "/tmp/x", resolution=8, name="Bad-Name")
+
+
+def test_class_folders_with_non_utf8_names_get_text_class_names(tmp_path):
+  src = os.fsencode(tmp_path / "src")
+  # Folder on disk -> (color, images). Sorted folder order: " padded " < "café" (U+00E9) <
+  # b"caf\xe9" (not UTF-8) < "two\nlines".
+  folders = {b"caf\xe9": (RED, 1), "café".encode(): (GREEN, 2), b"two\nlines": (BLUE, 1),
+             b" padded ": (WHITE, 1)}
+  for folder, (color, count) in folders.items():
+    for i in range(count):
+      save(Image.new("RGB", (8, 8), color), os.path.join(src, folder, b"%d.png" % i), "PNG")
+  # Valid text, one line each, no space at the ends: TFDS stores names one per line, stripped.
+  names = [r"\x20padded\x20", "café", r"caf\xe9", r"two\nlines"]
+
+  summary = prep.prepare(os.fsdecode(src), tmp_path / "out", resolution=8, num_workers=1)
+  builder, examples = read_back(tmp_path / "out")
+  assert builder.info.features["label"].names == names
+  assert [e["label"] for e in examples] == [0, 1, 1, 2, 3]
+  assert [tuple(e["image"][0, 0]) for e in examples] == [WHITE, GREEN, GREEN, RED, BLUE]
+  on_disk = json.loads((tmp_path / "out" / prep.SUMMARY_FILE).read_text(encoding="utf-8"))
+  for record in (summary, on_disk):
+    assert record["class_names"] == names
+    assert record["counts_per_class"] == dict(zip(names, [1, 2, 1, 1]))
+    assert record["class_folders"] == [
+        {"folder": folder, "class_name": name, "label": label} for label, (folder, name) in
+        enumerate(zip([" padded ", "café", r"caf\xe9", "two\nlines"], names))]
+
+  # A folder literally named caf\xe9 would get the same class name: refused, naming both.
+  save(Image.new("RGB", (8, 8)), os.path.join(src, rb"caf\xe9", b"0.png"), "PNG")
+  with pytest.raises(prep.PrepareError) as error:
+    prep.prepare(os.fsdecode(src), tmp_path / "out2", resolution=8, num_workers=1)
+  assert (r"share a class name: b'caf\\xe9' and b'caf\xe9' both become caf\xe9. Rename"
+          in str(error.value))
+  assert not (tmp_path / "out2").exists()
+
+
+def test_non_utf8_file_names_are_reported_on_a_strict_utf8_stdout(tmp_path, capsys):
+  src = os.fsencode(tmp_path / "src")
+  save(Image.new("RGB", (8, 8), RED), os.path.join(src, b"good.png"), "PNG")
+  save(Image.new("RGB", (8, 8), RED), os.path.join(src, b"notes\xfe.txt"), "PNG")  # ignored
+  open(os.path.join(src, b"bad\xff.png"), "wb").close()  # an empty file: unreadable
+  env = dict(subprocess_env(), PYTHONIOENCODING="utf-8:strict")
+  run = subprocess.run([PYTHON, "-m", "gan.data.prepare", os.fsdecode(src),
+                        str(tmp_path / "out"), "--resolution", "8"],
+                       capture_output=True, encoding="utf-8", env=env, cwd=REPO, check=False)
+  assert run.returncode == 0, run.stderr
+  assert r"  bad\xff.png: unreadable image" in run.stdout
+  assert r"Ignored 1 non-image files: notes\xfe.txt" in run.stdout
+  summary = json.loads((tmp_path / "out" / prep.SUMMARY_FILE).read_text(encoding="utf-8"))
+  assert [s["path"] for s in summary["skipped"]] == [r"bad\xff.png"]
+  assert summary["ignored_non_image_files"]["sample"] == [r"notes\xfe.txt"]
+  _, [example] = read_back(tmp_path / "out")
+  assert tuple(example["image"][0, 0]) == RED
+  assert not (tmp_path / "out" / prepare_out.MARKER).exists()
+
+  # Errors show such names the same way.
+  save(Image.new("RGB", (8, 8)), os.path.join(src, b"class", b"x.png"), "PNG")
+  code, _, err = run_main(capsys, os.fsdecode(src), tmp_path / "out2", "--resolution", 8)
+  assert code == 1 and r"good.png" in err and r"bad\xff.png" in err and "\\udc" not in err
+
+
+FOREIGN_SHARD = "cifar10-train.array_record-00000-of-00001"
+
+
+@pytest.mark.parametrize("contents, listed", [
+    ({FOREIGN_SHARD: b"garbage"}, [FOREIGN_SHARD]),
+    # An interrupted prepare's files next to someone else's: nothing is removed either.
+    ({prepare_out.MARKER: b"", "out-train.array_record-00000-of-00002": b"half",
+      "notes.txt": b"mine"}, ["notes.txt"]),
+])
+def test_out_dir_holding_other_files_is_refused_unchanged(tmp_path, capsys, monkeypatch,
+                                                          contents, listed):
+  save(Image.new("RGB", (8, 8)), tmp_path / "src" / "a.png")
+  out = tmp_path / "out"
+  out.mkdir()
+  for name, data in contents.items():
+    (out / name).write_bytes(data)
+  monkeypatch.setattr(prep, "scan", lambda *args, **kwargs: pytest.fail("scanned SRC_DIR"))
+  code, _, err = run_main(capsys, tmp_path / "src", out, "--resolution", 8)
+  assert code == 1 and err.startswith("error: ") and "Traceback" not in err
+  assert "holds files that are not a dataset being written by gan.data.prepare" in err
+  assert f": {', '.join(listed)}. Choose an empty OUT_DIR, or delete those files." in err
+  assert {p.name: p.read_bytes() for p in out.iterdir()} == contents
+
+
+def test_out_dirs_prepare_cannot_write_are_refused(tmp_path, capsys):
+  save(Image.new("RGB", (8, 8)), tmp_path / "src" / "a.png")
+  (tmp_path / "a_file").write_text("x")
+  not_utf8 = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"out\xff"))
+  done = tmp_path / "done"  # killed after dataset_info.json, before the summary
+  done.mkdir()
+  (done / "dataset_info.json").write_text("{}")
+  (done / prepare_out.MARKER).write_text("")
+  for out, message in [(tmp_path / "a_file", "a_file is a file, not a folder"),
+                       (not_utf8, r"out\xff is not valid UTF-8 text"),
+                       (done, "interrupted before it wrote prepare_summary.json; choose a new "
+                              "OUT_DIR or delete it.")]:
+    code, _, err = run_main(capsys, tmp_path / "src", out, "--resolution", 8)
+    assert code == 1 and message in err and "Traceback" not in err
+  assert not os.path.exists(not_utf8) and len(list(done.iterdir())) == 2
+
+
+# Runs `python -m gan.data.prepare ARGS` and SIGKILLs it right after its second shard got its
+# final name: the moment an interrupted prepare leaves the most behind (final shards, temp
+# shards, the marker, no dataset_info.json). Deterministic, unlike a kill timed from outside.
+KILLED_AFTER_TWO_RENAMES = """
+import os, runpy, signal, sys
+from etils import epath
+path_type, renamed = type(epath.Path("/")), []
+def rename_then_die(self, target, rename=path_type.rename):
+  rename(self, target)
+  renamed.append(target)
+  if len(renamed) == 2:
+    os.kill(os.getpid(), signal.SIGKILL)
+path_type.rename, sys.argv[0] = rename_then_die, "gan.data.prepare"
+runpy.run_module("gan.data.prepare", run_name="__main__")
+"""
+
+
+def test_prepare_killed_mid_write_is_redone_by_the_same_command(tmp_path):
+  src, out = tmp_path / "src", tmp_path / "out"
+  for i in range(10):
+    save(Image.new("RGB", (8, 8), (20 * i, 0, 0)), src / "ab"[i % 2] / f"{i}.png")
+  args = [str(src), str(out), "--resolution", "8", "--examples_per_shard", "3"]
+
+  def run(*command):
+    return subprocess.run([PYTHON, *command, *args], capture_output=True, text=True,
+                          env=subprocess_env(), cwd=REPO, check=False)
+
+  killed = run("-c", KILLED_AFTER_TWO_RENAMES)
+  assert killed.returncode == -signal.SIGKILL, killed.stderr
+  left = sorted(p.name for p in out.iterdir())
+  assert left == [".gan-prepare-incomplete", ".incomplete-out-train-00002",
+                  ".incomplete-out-train-00003", "out-train.array_record-00000-of-00004",
+                  "out-train.array_record-00001-of-00004"]
+
+  rerun = run("-m", "gan.data.prepare")
+  assert rerun.returncode == 0, rerun.stderr
+  assert "removing the 5 files of an interrupted gan.data.prepare" in rerun.stderr
+  assert "Wrote 10 of 10 images" in rerun.stdout
+  assert not [p for p in out.iterdir() if p.name.startswith(".")]
+  prep.prepare(src, tmp_path / "clean", resolution=8, examples_per_shard=3, num_workers=1)
+  (_, resumed), (_, clean) = read_back(out), read_back(tmp_path / "clean")
+  assert len(resumed) == 10
+  for a, b in zip(resumed, clean, strict=True):
+    assert a["label"] == b["label"] and np.array_equal(a["image"], b["image"])

@@ -85,6 +85,13 @@ class Pipeline:
     # Per-epoch tables are O(N) to draw; a batch spans at most two epochs.
     self._epoch_order = functools.lru_cache(maxsize=2)(self._draw_epoch_order)
 
+  def require_examples(self, count: int, what: str) -> None:
+    """Raises ConfigError if one batch of ``count`` examples would repeat examples."""
+    if count > len(self.source):
+      raise ConfigError(f"{what} is larger than the dataset ({len(self.source)} examples): "
+                        "every batch would repeat images. Use a smaller batch or more data "
+                        "(shapes10: config.data.num_examples).")
+
   def _draw_epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """(permutation of the N examples, per-example flip coins) of ``epoch``."""
     rng = np.random.default_rng([self.seed, epoch])
@@ -146,9 +153,10 @@ def check_available(config: ml_collections.ConfigDict) -> None:
   """Raises DatasetUnavailableError / ConfigError if ``config.data`` cannot be read here."""
   d = config.data
   if d.name in EMBEDDED_DATASETS:
-    if d.num_classes != shapes.NUM_CLASSES:
+    if d.label_key and d.num_classes != shapes.NUM_CLASSES:
       raise ConfigError(f"config.data.num_classes={d.num_classes} but {d.name} has "
-                       f"{shapes.NUM_CLASSES} classes; set --config.data.num_classes=10.")
+                       f"{shapes.NUM_CLASSES} classes; set --config.data.num_classes=10 (or "
+                       "--config.data.label_key='' --config.data.num_classes=1 to ignore them).")
     if d.num_examples < 1:
       raise ConfigError(f"config.data.num_examples={d.num_examples}: set how many {d.name} "
                        "images to generate, e.g. --config.data.num_examples=20000.")
@@ -165,6 +173,8 @@ def create_source(config: ml_collections.ConfigDict) -> Source:
     # Drawn at >= 16x16 (the smallest its shapes are legible at), box-filtered below.
     drawn = max(resolution, 16)
     images, labels = shapes.generate(d.num_examples, drawn, seed=config.seed)
+    if not d.label_key:  # unconditional: one class
+      labels = np.zeros_like(labels)
     return ArraySource(box_downsample(images, drawn // resolution), labels)
   from gan.data import tfds_source
   return tfds_source.TfdsSource(d, resolution)  # checks the dataset as it opens it once
@@ -174,10 +184,12 @@ def create_pipeline(config: ml_collections.ConfigDict, process_index: int = 0,
                     process_count: int = 1) -> Pipeline:
   """The BigGAN pipeline for ``config``: this process's share of each step's batches."""
   t = config.train
-  return Pipeline(create_source(config), seed=config.seed, d_steps=t.d_steps,
-                  grad_accum_steps=t.grad_accum_steps,
-                  micro_batch=t.batch_size // t.grad_accum_steps, process_index=process_index,
-                  process_count=process_count, random_flip=config.data.random_flip)
+  pipeline = Pipeline(create_source(config), seed=config.seed, d_steps=t.d_steps,
+                      grad_accum_steps=t.grad_accum_steps,
+                      micro_batch=t.batch_size // t.grad_accum_steps, process_index=process_index,
+                      process_count=process_count, random_flip=config.data.random_flip)
+  pipeline.require_examples(t.batch_size, f"config.train.batch_size={t.batch_size}")
+  return pipeline
 
 
 def prefetch(iterator: Iterator, size: int = 2) -> Iterator:

@@ -21,6 +21,9 @@ Layout (--labels):
 Image extensions (any case): .jpg .jpeg .png .bmp .gif .webp .tif .tiff .ppm .pgm.
 Hidden files and folders are ignored; other files are counted, not errors.
 Unreadable images are skipped and listed, and the exit code is still 0.
+Names that are not UTF-8 are shown and stored with \\xNN for their bytes.
+OUT_DIR must be new or empty; one left by an interrupted prepare is cleared
+and written again (``prepare_out``).
 """
 
 import argparse
@@ -39,23 +42,19 @@ import sys
 from etils import epath
 from PIL import Image
 
-from gan.data import image_ops, tfds_writer
+from gan.data import image_ops, prepare_out, tfds_writer
+from gan.fileio import atomic_write
+from gan.data.prepare_out import SAMPLE_SIZE, SUMMARY_FILE, PrepareError, sample, shown
 
 IMAGE_EXTENSIONS = frozenset(
     [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"])
 LABEL_MODES = ("auto", "folders", "none")
 ENCODINGS = {"png": "PNG", "jpeg": "JPEG"}  # --encoding -> PIL format
-SUMMARY_FILE = "prepare_summary.json"
 CROP = "center square on the long edge"
 UNLABELED = "(unlabeled)"
-SAMPLE_SIZE = 20  # names listed per category in the summary and the errors
 PENDING_PER_WORKER = 8  # files in flight per worker: bounds memory, keeps workers busy
 
 log = logging.getLogger(__name__)
-
-
-class PrepareError(Exception):
-  """Bad input or output folder; ``main`` prints it as 'error: ...' and exits 1."""
 
 
 @dataclasses.dataclass
@@ -73,10 +72,15 @@ def dataset_name_for(out_dir: str) -> str:
   return name if re.match(r"[a-z]", name) else f"ds_{name}".rstrip("_")
 
 
-def _sample(paths) -> str:
-  paths = list(paths)
-  more = f" and {len(paths) - SAMPLE_SIZE} more" if len(paths) > SAMPLE_SIZE else ""
-  return ", ".join(paths[:SAMPLE_SIZE]) + more
+def class_name(folder: str) -> str:
+  """A class folder's name as TFDS can store it: text on one line, no space at either end.
+
+  TFDS writes the names one per line (label.labels.txt) and strips each line
+  when reading, so other names would come back split, merged or shifted.
+  """
+  text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                 for c in shown(folder))
+  return re.sub(r"^ +| +$", lambda spaces: r"\x20" * len(spaces.group()), text)
 
 
 def scan(src_dir: str, skip_dir: str | None = None):
@@ -107,7 +111,11 @@ def scan(src_dir: str, skip_dir: str | None = None):
 
 
 def resolve_layout(labels: str, src_dir: str, images: list, subdirs: list):
-  """-> ('folders' | 'none', class names or None, [(relative path, label or None)])."""
+  """-> ('folders' | 'none', class names or None, [(relative path, label or None)]).
+
+  Label i is the i-th of the sorted ``subdirs``; its class name is ``class_name`` of it.
+  """
+  src_dir = shown(src_dir)  # only shown in errors from here on
   if not images:
     raise PrepareError(f"no image files ({' '.join(sorted(IMAGE_EXTENSIONS))}) "
                        f"found in {src_dir}.")
@@ -116,8 +124,8 @@ def resolve_layout(labels: str, src_dir: str, images: list, subdirs: list):
   if labels == "auto":
     if loose and nested:
       raise PrepareError(
-          f"{src_dir} holds images directly ({_sample(loose)}) and in subfolders "
-          f"({_sample(sorted({p.split(os.sep)[0] for p in nested}))}). Either move the loose "
+          f"{src_dir} holds images directly ({sample(loose)}) and in subfolders "
+          f"({sample(sorted({p.split(os.sep)[0] for p in nested}))}). Either move the loose "
           "images into class folders (--labels=folders: one class per subfolder), or pass "
           "--labels=none to use every image, unlabeled.")
     labels = "folders" if nested else "none"
@@ -128,22 +136,30 @@ def resolve_layout(labels: str, src_dir: str, images: list, subdirs: list):
                        "subfolder is a class); use --labels=none for an unconditional dataset.")
   if loose:
     raise PrepareError(f"{len(loose)} images lie directly in {src_dir} next to the class "
-                       f"folders: {_sample(loose)}. Move them into a class folder, or pass "
+                       f"folders: {sample(loose)}. Move them into a class folder, or pass "
                        "--labels=none for an unconditional dataset.")
   counts = collections.Counter(p.split(os.sep)[0] for p in nested)
   empty = [d for d in subdirs if not counts[d]]
   if empty:
-    raise PrepareError(f"class folders without images in {src_dir}: {_sample(empty)}. Each "
+    raise PrepareError(f"class folders without images in {src_dir}: {sample(empty)}. Each "
                        "subfolder is a class and takes a label index; add images or remove "
                        "them.")
   if len(subdirs) == 1:
     raise PrepareError(
-        f"{src_dir} has a single class folder ({subdirs[0]!r}): every image would get label 0, "
-        "so a class-conditional model learns nothing from labels. Pass --labels=none for an "
-        "unconditional dataset, or point SRC_DIR at the folder whose subfolders are the "
+        f"{src_dir} has a single class folder ('{shown(subdirs[0])}'): every image would get "
+        "label 0, so a class-conditional model learns nothing from labels. Pass --labels=none "
+        "for an unconditional dataset, or point SRC_DIR at the folder whose subfolders are the "
         "classes.")
+  names = [class_name(d) for d in subdirs]
+  # As bytes: shown, a folder named caf\xe9 and one whose name is not UTF-8 look the same.
+  same = [" and ".join(repr(os.fsencode(d)) for d, n in zip(subdirs, names) if n == name)
+          + f" both become {name}" for name, count in collections.Counter(names).items()
+          if count > 1]
+  if same:
+    raise PrepareError(f"class folders in {src_dir} would share a class name: "
+                       f"{'; '.join(same)}. Rename one folder of each.")
   label_of = {name: index for index, name in enumerate(subdirs)}
-  return "folders", subdirs, [(p, label_of[p.split(os.sep)[0]]) for p in nested]
+  return "folders", names, [(p, label_of[p.split(os.sep)[0]]) for p in nested]
 
 
 def process_file(path: str, *, resolution: int, resize_filter: str, encoding: str,
@@ -196,7 +212,7 @@ def _examples(src_dir, entries, class_names, stats: Stats, num_workers: int, **p
       if index and index % 1000 == 0:
         log.info("processed %d of %d images", index, len(entries))
       if "error" in result:
-        stats.skipped.append({"path": path, "reason": result["error"]})
+        stats.skipped.append({"path": shown(path), "reason": result["error"]})
         continue
       stats.converted.update(result["notes"])
       stats.upscaled += result["upscaled"]
@@ -212,7 +228,7 @@ def prepare(src_dir: str, out_dir: str, *, resolution: int, labels: str = "auto"
   """Writes the dataset and OUT_DIR/prepare_summary.json; returns the summary.
 
   Raises PrepareError for bad arguments, layout errors, no readable image, or
-  an OUT_DIR that already holds a dataset.
+  an OUT_DIR that is not new, empty or left by an interrupted prepare.
   """
   filters = sorted(image_ops.RESIZE_FILTERS)
   checks = [(resolution >= 1, f"--resolution={resolution} must be >= 1"),
@@ -231,14 +247,13 @@ def prepare(src_dir: str, out_dir: str, *, resolution: int, labels: str = "auto"
     raise PrepareError(f"--name={name!r}: TFDS names are snake_case ([a-z0-9_]) and start "
                        "with a letter.")
   if not os.path.isdir(src_dir):
-    raise PrepareError(f"SRC_DIR {src_dir} is not a directory.")
-  if (epath.Path(out_dir) / "dataset_info.json").exists():
-    raise PrepareError(f"{out_dir} already holds a dataset (dataset_info.json); choose a new "
-                       "OUT_DIR or delete it.")
+    raise PrepareError(f"SRC_DIR {shown(src_dir)} is not a directory.")
+  prepare_out.check(out_dir)
 
   images, others, subdirs = scan(src_dir, skip_dir=os.path.realpath(out_dir))
   labels, class_names, entries = resolve_layout(labels, src_dir, images, subdirs)
-  log.info("%s: %d images, labels=%s", src_dir, len(entries), labels)
+  source = shown(src_dir)
+  log.info("%s: %d images, labels=%s", source, len(entries), labels)
   features = tfds_writer.image_features((resolution, resolution, 3), encoding, class_names)
   stats = Stats()
   num_workers = max(1, num_workers or os.cpu_count() or 1)
@@ -247,17 +262,17 @@ def prepare(src_dir: str, out_dir: str, *, resolution: int, labels: str = "auto"
                        jpeg_quality=jpeg_quality)
   try:
     num_written = tfds_writer.write_dataset(
-        out_dir, examples, features=features, dataset_name=name,
+        out_dir, prepare_out.marked(out_dir, examples), features=features, dataset_name=name,
         examples_per_shard=examples_per_shard,
-        description=f"{src_dir} prepared by gan.data.prepare: {CROP}, {resize_filter} resize "
+        description=f"{source} prepared by gan.data.prepare: {CROP}, {resize_filter} resize "
                     f"to {resolution}x{resolution}, {encoding}.")
-  except FileExistsError as e:  # a dataset appeared since the check above
+  except FileExistsError as e:  # a dataset appeared since prepare_out.check
     raise PrepareError(str(e)) from e
   except ValueError as e:
     if sum(stats.counts.values()):
       raise
-    reasons = _sample(f"{s['path']} ({s['reason']})" for s in stats.skipped)
-    raise PrepareError(f"none of the {len(entries)} images in {src_dir} could be read: "
+    reasons = sample(f"{s['path']} ({s['reason']})" for s in stats.skipped)
+    raise PrepareError(f"none of the {len(entries)} images in {source} could be read: "
                        f"{reasons}") from e
 
   if class_names is None:
@@ -265,20 +280,25 @@ def prepare(src_dir: str, out_dir: str, *, resolution: int, labels: str = "auto"
   else:
     read_with = f"--config.data.num_classes={len(class_names)}"
   summary = {
-      "source": src_dir, "dataset_name": name, "resolution": resolution,
+      "source": source, "dataset_name": name, "resolution": resolution,
       "resize_filter": resize_filter, "crop": CROP, "encoding": encoding, "labels": labels,
       "num_classes": 1 if class_names is None else len(class_names),
       "class_names": class_names,
+      "class_folders": None if class_names is None else [  # folder on disk -> name and label
+          {"folder": shown(d), "class_name": n, "label": i}
+          for i, (d, n) in enumerate(zip(subdirs, class_names))],
       "counts_per_class": ({UNLABELED: num_written} if class_names is None
                            else {c: stats.counts[c] for c in class_names}),
       "num_images_found": len(entries), "num_written": num_written,
       "num_skipped": len(stats.skipped), "skipped": stats.skipped,
       "converted": dict(sorted(stats.converted.items())), "upscaled": stats.upscaled,
-      "ignored_non_image_files": {"count": len(others), "sample": others[:SAMPLE_SIZE]},
+      "ignored_non_image_files": {"count": len(others),
+                                  "sample": [shown(p) for p in others[:SAMPLE_SIZE]]},
       "read_with": f"--config.data.name={shlex.quote(out_dir)} {read_with} "
                    f"--config.model.resolution={resolution}",
   }
-  (epath.Path(out_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+  atomic_write(epath.Path(out_dir) / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+  prepare_out.unmark(out_dir)
   return summary
 
 
@@ -294,7 +314,7 @@ def report(summary: dict, out_dir: str) -> str:
         f"{c} {n}" for c, n in summary["counts_per_class"].items()))
     empty = [c for c, n in summary["counts_per_class"].items() if not n]
     if empty:
-      lines.append(f"warning: no readable images in classes {_sample(empty)}.")
+      lines.append(f"warning: no readable images in classes {sample(empty)}.")
   if summary["skipped"]:
     lines.append(f"Skipped {summary['num_skipped']} unreadable file(s):")
     lines += [f"  {s['path']}: {s['reason']}" for s in summary["skipped"][:SAMPLE_SIZE]]
@@ -306,7 +326,7 @@ def report(summary: dict, out_dir: str) -> str:
     lines.append(f"Upscaled (short side < {r}): {summary['upscaled']}")
   ignored = summary["ignored_non_image_files"]
   if ignored["count"]:
-    lines.append(f"Ignored {ignored['count']} non-image files: {_sample(ignored['sample'])}")
+    lines.append(f"Ignored {ignored['count']} non-image files: {sample(ignored['sample'])}")
   lines.append(f"Summary: {os.path.join(out_dir, SUMMARY_FILE)}")
   lines.append(f"Train with: {summary['read_with']}")
   return "\n".join(lines)
@@ -342,7 +362,7 @@ def main(argv) -> int:
     print(f"error: {e}", file=sys.stderr)
     raise SystemExit(1) from None
   out_dir = args.out_dir if "://" in args.out_dir else os.path.abspath(args.out_dir)
-  print(report(summary, out_dir))
+  print(report(summary, shown(out_dir)))
   return 0
 
 

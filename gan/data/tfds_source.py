@@ -14,6 +14,7 @@ each batch (see gan/data/pipeline.py).
 """
 
 import concurrent.futures
+import difflib
 import os
 
 import ml_collections
@@ -62,8 +63,29 @@ def open_builder(name: str, data_dir: str | None):
   try:
     return tfds.builder(name, data_dir=data_dir or default_tfds_data_dir())
   except Exception as e:  # Unknown names raise DatasetNotFoundError and friends.
-    raise ConfigError(f"config.data.name={name!r} is neither an embedded dataset ('shapes10'), "
-                     f"a TFDS dataset nor a dataset directory ({type(e).__name__}: {e}).") from e
+    raise ConfigError(_unknown_dataset(tfds, name, e)) from e
+
+
+def _unknown_dataset(tfds, name: str, error: Exception) -> str:
+  """Names the closest few datasets (TFDS's own message lists every registered one)."""
+  base, _, variant = name.partition("/")
+  registered = tfds.list_builders(with_community_datasets=False)
+  if base not in registered:
+    close = difflib.get_close_matches(base, registered, n=4, cutoff=0.6)
+    problem = "not a registered TFDS dataset" + (f"; did you mean {', '.join(close)}?" if close
+                                                 else ".")
+  else:
+    try:
+      configs = sorted(tfds.builder_cls(base).builder_configs)
+    except Exception:  # pylint: disable=broad-except
+      configs = []
+    close = difflib.get_close_matches(variant.split(":")[0], configs, n=4, cutoff=0.5)
+    problem = (f"{base} has no config {variant!r}; did you mean "
+               f"{', '.join(f'{base}/{c}' for c in close or configs[:4])}?" if configs else
+               (str(error).splitlines() or [""])[0][:200])
+  return (f"config.data.name={name!r}: {problem} Use a TFDS dataset name (python -c \"import "
+          "tensorflow_datasets as tfds; print(tfds.list_builders())\" lists them), the embedded "
+          "'shapes10', or a directory written by python -m gan.data.prepare.")
 
 
 def check_prepared(data: ml_collections.ConfigDict):

@@ -9,28 +9,45 @@ and RNG. Guarantees:
   ``close`` waits for it.
 * Atomic: orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it to
   ``<step>`` only when it is complete, so a half-written checkpoint (crash,
-  preemption) is never listed by ``latest_step`` or restored.
+  preemption) is never listed by ``latest_step`` or restored. Leftover
+  temporary folders are removed (at start-up, and after a failed save).
+* Checksummed: with the arrays, a checkpoint commits (in the same atomic
+  rename) a record of every leaf's dtype, shape and 64-bit checksum
+  (gan/train/integrity.py). A restore recomputes the checksums of what it
+  read: a flipped bit or byte in the stored data, or a NaN/Inf in a restored
+  value, makes the checkpoint corrupt (``CorruptCheckpointError``).
 * Save policy: ``should_save(step)`` is true every ``every_steps`` steps or once
   ``every_seconds`` have passed since the last save (pure Python, no device
-  sync).
+  sync). After a restore it counts from the restored step.
 * Retention: the last ``keep`` checkpoints plus, with ``best_metric``, the best
   one by that metric among the checkpoints saved with it.
-* Corruption fallback: ``restore_latest`` logs a WARNING for a checkpoint that
-  fails to restore (truncated or missing files) and tries the next older one.
+* Corruption fallback: ``restore_latest`` logs a WARNING naming the step, its
+  directory and what is wrong with a checkpoint that fails to restore (bad
+  checksum, NaN/Inf, truncated or missing files, a stray folder), moves it to
+  ``checkpoints/corrupt/`` (so it never counts among the kept ones and is not
+  deleted) and tries the next older one. With several processes the verdict is
+  the same on all: the checksums are global sums, and a damaged file fails every
+  process that reads it (each reads every replicated array). A file that only
+  some processes read (sharded state) would leave the others waiting in orbax's
+  restore barrier: not handled yet.
 * Incompatibility refusal: a checkpoint whose tree or leaf shapes differ from
   the target raises ``CheckpointMismatchError`` before any array is read, and
-  never falls back: it is a different architecture, not corruption.
+  never falls back: it is a different architecture, not corruption. (Metadata
+  that disagrees with the checkpoint's own checksum record is corruption.)
 * Re-sharding: arrays are restored into the target's shardings, whatever the
   device count they were saved from.
 * No code execution on load: restoring reads JSON metadata and tensorstore
   array data only; nothing in the directory is unpickled or imported.
 * Failed saves (disk full, unwritable directory) never raise into the training
-  loop: ``save`` logs an ERROR, counts ``failed_saves`` and returns False.
+  loop: ``save`` logs one ERROR line, counts ``failed_saves`` and returns False.
   Earlier checkpoints stay intact (orbax deletes old steps only after a new one
   is finalised).
 """
 
+import errno
+import json
 import math
+import os
 import time
 
 import jax
@@ -40,13 +57,22 @@ from absl import logging
 from etils import epath
 from orbax.checkpoint import checkpoint_managers as policies
 
+from gan.train import integrity
+
 # Orbax and tensorstore report write failures as OSError, or wrapped in these.
 _SAVE_ERRORS = (OSError, ValueError, RuntimeError)
 _MAX_LISTED = 10
+CORRUPT_DIR = "corrupt"  # under checkpoints/: damaged checkpoints, set aside
+_INTEGRITY_KEY = "gan_integrity"  # in orbax's per-step custom metadata,
+_STEP_METADATA_FILE = "_CHECKPOINT_METADATA"  # which orbax writes into every step folder
 
 
 class CheckpointMismatchError(ValueError):
   """The checkpoint was written by a run with a different architecture."""
+
+
+class CorruptCheckpointError(RuntimeError):
+  """A checkpoint's data is damaged: bad checksums, NaN/Inf, unreadable metadata."""
 
 
 class NoRestorableCheckpointError(RuntimeError):
@@ -57,18 +83,11 @@ class CheckpointNotWrittenError(RuntimeError):
   """A run ended (finished or preempted) without its final state on disk."""
 
 
-def _key_name(key) -> str:
-  for attr in ("name", "key", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
-
-
 def leaf_shapes(tree) -> dict[str, tuple]:
   """{'g_params/block0/conv1/kernel': shape, ...} of arrays or orbax ArrayMetadata."""
-  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {"/".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", np.shape(leaf)))
-          for path, leaf in leaves}
+  leaves = jax.tree.leaves(tree)
+  return {path: tuple(getattr(leaf, "shape", np.shape(leaf)))
+          for path, leaf in zip(integrity.leaf_paths(tree), leaves)}
 
 
 def _listed(lines: list[str]) -> list[str]:
@@ -84,6 +103,18 @@ def describe_mismatch(saved: dict[str, tuple], wanted: dict[str, tuple]) -> list
   unexpected = [f"{p}: in the checkpoint but not in the config"
                 for p in sorted(saved.keys() - wanted.keys())]
   return _listed(shapes) + _listed(missing) + _listed(unexpected)
+
+
+def _save_error_reason(error: BaseException) -> str:
+  """'No space left on device (ENOSPC)' for the usual causes, else the error's first line.
+
+  Tensorstore reports them as ValueError('RESOURCE_EXHAUSTED: ...[os_error_code='28']').
+  """
+  text = str(error)
+  for code in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+    if getattr(error, "errno", None) == code or f"os_error_code='{code}'" in text:
+      return f"{os.strerror(code)} ({errno.errorcode[code]})"
+  return f"{type(error).__name__}: {(text.splitlines() or [''])[0][:300]}"
 
 
 class Checkpointer:
@@ -114,6 +145,7 @@ class Checkpointer:
         # fails there. Created in the background, a failure left orbax threads waiting
         # forever for a "directory created" signal, and the process never exited.
         async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
+        cleanup_tmp_directories=True,  # what a killed or failed save left behind
         preservation_policy=policies.AnyPreservationPolicy(retention),
         best_fn=best_fn,  # Also makes orbax write metrics and re-read them on restart.
         best_mode=best_mode)
@@ -121,7 +153,6 @@ class Checkpointer:
     self.manager = ocp.CheckpointManager(
         self.directory, item_handlers=ocp.StandardCheckpointHandler(), options=options)
     self._pending_step = None
-    self._unrestorable_steps = set()
     self._last_saved_step = self.manager.latest_step()
     self._last_save_time = time.monotonic()
 
@@ -154,14 +185,12 @@ class Checkpointer:
     self._last_save_time = time.monotonic()
     self.wait()
     try:
-      if step in self._unrestorable_steps:  # A corrupt checkpoint is replaced, not kept.
-        self.manager.delete(step)
-        self._unrestorable_steps.discard(step)
       if step in self.manager.all_steps():
         logging.info("Checkpoint %d already exists in %s; not saving it again.", step, self.directory)
         return False
       self.manager.save(step, args=ocp.args.StandardSave(state),
-                        metrics=self._ranking_metrics(metrics), force=True)
+                        metrics=self._ranking_metrics(metrics), force=True,
+                        custom_metadata={_INTEGRITY_KEY: integrity.record(state)})
     except _SAVE_ERRORS as error:
       self._report_failed_save(step, error)
       return False
@@ -179,44 +208,70 @@ class Checkpointer:
     return True
 
   def restore(self, step: int, target):
-    """Restores ``step`` with the structure, dtypes and shardings of ``target``.
+    """Restores ``step`` with the structure, dtypes and shardings of ``target``, verified.
 
-    Raises CheckpointMismatchError if the stored tree or shapes differ from ``target``.
+    Raises CheckpointMismatchError if the stored tree or shapes differ from
+    ``target``, CorruptCheckpointError if what was read does not match the
+    checksums stored with it or holds NaN/Inf.
     """
-    self.check_compatible(step, target)
+    stored = self._integrity_record(step)
+    self.check_compatible(step, target, stored)
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), target)
-    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    problems = integrity.problems(restored, stored)  # the same on every process: global sums
+    if problems:
+      raise CorruptCheckpointError(
+          f"{len(problems)} array(s) damaged: " + "; ".join(_listed(problems)))
+    if stored is None:
+      logging.warning("Checkpoint step %d in %s has no checksum record (written by an older "
+                      "version): only checked for NaN/Inf.", step, self.step_directory(step))
+    return restored
 
   def restore_latest(self, target):
     """(state, step) of the newest checkpoint that restores, or (None, None) if there is none.
 
-    A checkpoint that fails to restore is skipped with a WARNING; a
-    CheckpointMismatchError is raised at once. Raises NoRestorableCheckpointError
-    if checkpoints exist but none restores.
+    A checkpoint that fails to restore is reported with a WARNING, moved to
+    ``checkpoints/corrupt/`` and skipped; a CheckpointMismatchError is raised
+    at once. Raises NoRestorableCheckpointError if checkpoints exist but none
+    restores. The save cadence continues from the restored step.
     """
     failures = []
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        return self.restore(step, target), step
+        state = self.restore(step, target)
       except CheckpointMismatchError:
         raise
-      except Exception as error:  # Corrupt, truncated or missing files. pylint: disable=broad-except
-        logging.warning("Checkpoint step %d in %s could not be restored (%s: %s); trying the "
-                        "previous one.", step, self.step_directory(step), type(error).__name__, error)
-        failures.append(f"step {step} ({self.step_directory(step)}): {type(error).__name__}: {error}")
-        self._unrestorable_steps.add(step)
+      except Exception as error:  # pylint: disable=broad-except
+        reason = f"{type(error).__name__}: {error}"
+        failures.append(f"step {step} ({self.step_directory(step)}): {reason}")
+        self._set_aside(step, reason)
+        continue
+      self._last_saved_step = step
+      return state, step
     if failures:
       raise NoRestorableCheckpointError(
-          f"No checkpoint in {self.directory} could be restored:\n  " + "\n  ".join(failures))
+          f"No checkpoint in {self.directory} could be restored (each was moved to "
+          f"{self.directory / CORRUPT_DIR}):\n  " + "\n  ".join(failures))
+    self._last_saved_step = None
     return None, None
 
-  def check_compatible(self, step: int, target) -> None:
-    """Raises CheckpointMismatchError if ``step``'s stored tree or shapes differ from ``target``'s."""
+  def check_compatible(self, step: int, target, stored: dict | None = None) -> None:
+    """Raises CheckpointMismatchError if ``step``'s stored tree or shapes differ from ``target``'s.
+
+    ``stored`` is the step's checksum record: orbax metadata that disagrees
+    with it is damaged (CorruptCheckpointError), not another architecture.
+    """
     metadata = self.manager.item_metadata(step)  # Reads JSON metadata only, no arrays.
     if metadata is None or getattr(metadata, "tree", None) is None:
       raise FileNotFoundError(f"no tree metadata in {self.step_directory(step)}")
-    problems = describe_mismatch(leaf_shapes(metadata.tree), leaf_shapes(target))
+    saved, wanted = leaf_shapes(metadata.tree), leaf_shapes(target)
+    recorded = integrity.recorded_shapes(stored)
+    if recorded is not None and recorded != saved:
+      raise CorruptCheckpointError(
+          "its array metadata disagrees with its checksum record:\n  "
+          + "\n  ".join(describe_mismatch(saved, recorded)))
+    problems = describe_mismatch(saved, wanted)
     if problems:
       raise CheckpointMismatchError(
           f"Checkpoint step {step} in {self.step_directory(step)} does not match the model:\n  "
@@ -230,9 +285,11 @@ class Checkpointer:
     The end of a run (finished, stopped by a signal) must not look successful
     when its last state could not be written (disk full, unwritable directory).
     """
-    self.close()
+    self.wait()
+    on_disk = step in self.manager.all_steps()
     latest = self.manager.latest_step()
-    if latest is None or latest < step:
+    self.close()
+    if not on_disk:
       raise CheckpointNotWrittenError(
           f"The checkpoint of step {step} could not be written to {self.directory} "
           f"({self.failed_saves} failed saves, see the ERROR lines above); the latest on disk "
@@ -242,8 +299,61 @@ class Checkpointer:
   def close(self) -> bool:
     """Waits for the pending save (False if it failed) and releases orbax's resources."""
     written = self.wait()
-    self.manager.close()
+    try:
+      self.manager.close()
+    except _SAVE_ERRORS:  # orbax raises the failed background save again: reported by wait()
+      written = False
+    self._remove_partial()  # orbax's threads are done: nothing writes into them any more
     return written
+
+  def _remove_partial(self, step: int | None = None) -> None:
+    """Deletes temporary folders of failed saves (of ``step``, or all), on process 0."""
+    if jax.process_index() != 0:
+      return
+    for partial in self.directory.glob(f"{'*' if step is None else step}.orbax-checkpoint-tmp*"):
+      try:
+        partial.rmtree()
+      except OSError as error:
+        logging.error("Could not remove the partial checkpoint %s (%s); delete it by hand.",
+                      partial, error)
+
+  def _integrity_record(self, step: int) -> dict | None:
+    """The checksum record committed with ``step`` (None for checkpoints without one).
+
+    Read here, not through orbax, which takes unparseable step metadata for empty.
+    """
+    path = self.step_directory(step) / _STEP_METADATA_FILE
+    try:
+      text = path.read_text() if path.exists() else "{}"
+      custom = json.loads(text).get("custom_metadata") or {}
+    except (OSError, ValueError, AttributeError) as error:
+      raise CorruptCheckpointError(f"{path} cannot be read ({error})") from error
+    return custom.get(_INTEGRITY_KEY)
+
+  def _set_aside(self, step: int, reason: str) -> None:
+    """Moves a checkpoint that does not restore to checkpoints/corrupt/ (process 0 only)."""
+    source = self.step_directory(step)
+    if jax.process_index() == 0:
+      corrupt = self.directory / CORRUPT_DIR
+      target = corrupt / str(step)
+      for n in range(1, 1000):  # keep earlier casualties of the same step
+        if not target.exists():
+          break
+        target = corrupt / f"{step}.{n}"
+      try:
+        corrupt.mkdir(parents=True, exist_ok=True)
+        source.rename(target)
+        where = (f"moved it to {target}, where it no longer counts among the kept checkpoints "
+                 "(delete it once you have looked at it)")
+      except OSError as error:
+        where = (f"could not move it to {target} ({error}); move or delete {source} by hand, "
+                 "or it keeps a slot of the kept checkpoints")
+      logging.warning("Checkpoint step %d in %s could not be restored (%s); %s. Trying the "
+                      "previous one.", step, source, reason, where)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"gan_set_aside_checkpoint_{step}")
+    self.manager.reload()
 
   def _ranking_metrics(self, metrics: dict | None) -> dict | None:
     if self.best_metric is None or not metrics or self.best_metric not in metrics:
@@ -253,12 +363,14 @@ class Checkpointer:
 
   def _report_failed_save(self, step: int | None, error: BaseException) -> None:
     self.failed_saves += 1
+    if step is not None:  # no half-written folder stays behind (close() sweeps again)
+      self._remove_partial(step)
     try:
       self.manager.reload()  # Forget the failed step; the older ones are still on disk.
     except OSError:
       pass
     previous = self.manager.latest_step()
-    logging.error("Checkpoint step %s in %s: checkpoint not written (%s: %s); the previous "
+    logging.error("Checkpoint step %s in %s: checkpoint not written (%s); the previous "
                   "checkpoint %s is intact; training continues (%d failed saves).",
-                  step, self.directory, type(error).__name__, error,
+                  step, self.directory, _save_error_reason(error),
                   "(none)" if previous is None else previous, self.failed_saves)

@@ -15,18 +15,18 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers
-from etils import epath
 
 from gan import config as config_lib
 from gan.data import pipeline as data_pipeline
-from gan.images import make_grid, save_png
+from gan.images import make_grid
 from gan.train import health, progan_step
 from gan.train.checkpointing import Checkpointer
 from gan.train.preemption import PreemptionWatcher
+from gan.train.outputs import RunOutputs
 from gan.train.run_config import claim_workdir
 from gan.train.progan_schedule import Phase, Schedule
 from gan.train.sharding import host_to_global, make_mesh, replicated
+from gan.train.workdir import open_workdir
 
 
 def _batches(pipeline: data_pipeline.Pipeline, schedule: Schedule, images_shown: int):
@@ -51,8 +51,10 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   pipeline = data_pipeline.Pipeline(
       source, seed=config.seed, micro_batch=jax.process_count(), random_flip=config.data.random_flip,
       process_index=jax.process_index(), process_count=jax.process_count())
-  workdir = epath.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  largest = max(schedule.phases, key=lambda phase: phase.batch_size)
+  pipeline.require_examples(largest.batch_size, f"the batch {largest.batch_size} at "
+                            f"{largest.resolution}x{largest.resolution}")
+  workdir = open_workdir(workdir, jax.process_index())  # local or gs://; refuses a full disk
   is_chief = jax.process_index() == 0
   claim_workdir(workdir, config, is_chief)  # refuses a workdir of another run
   logging.info("ProGAN schedule:\n%s", schedule.describe())
@@ -73,7 +75,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     logging.info("Resumed at step %d, %d images shown: %s, alpha %.4f", step, images_shown,
                  schedule.phase_at(images_shown), schedule.alpha(images_shown))
 
-  writer = metric_writers.create_default_writer(str(workdir), just_logging=not is_chief)
+  writer = RunOutputs(workdir, is_chief)  # reports a failed write once, never stops the run
   s = config.sample
   z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1), (s.rows * s.cols, gan.latent_dim))
   sample = progan_step.sample_fn(gan)
@@ -82,10 +84,8 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     alpha = jnp.float32(schedule.alpha(at_images)) if phase.fading else None
     grid = make_grid(np.asarray(jax.device_get(
         sample(state.ema_params, z_fixed, phase.resolution, alpha))), rows=s.rows)
-    if is_chief:
-      name = f"step_{step:08d}_{phase.resolution}x{phase.resolution}_{phase.kind}.png"
-      save_png(workdir / "samples" / name, grid)
-      writer.write_images(step, {f"samples_ema_{phase.resolution}": grid[None]})
+    name = f"step_{step:08d}_{phase.resolution}x{phase.resolution}_{phase.kind}.png"
+    writer.save_grid(name, grid, f"samples_ema_{phase.resolution}", step)
 
   saved = {checkpointer.latest_step()}
 
@@ -164,10 +164,9 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     if step % config.sample_every_steps:
       save_samples(phase, images_shown - 1)
     save_checkpoint()
-  if is_chief:
-    (workdir / "compiles.json").write_text(json.dumps(
-        {str(k): str(schedule.phases[k]) for k in sorted(compiled)}, indent=2))
+  writer.write_text("compiles.json", json.dumps(
+      {str(k): str(schedule.phases[k]) for k in sorted(compiled)}, indent=2))
   watcher.restore_handlers()
-  writer.flush()
+  writer.close()
   checkpointer.finish(step)  # raises if the last state is not on disk
   return state

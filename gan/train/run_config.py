@@ -23,6 +23,7 @@ import ml_collections
 from etils import epath
 
 from gan.config import ConfigError
+from gan.fileio import atomic_write
 
 RESUME_MODES = ("auto", "force")
 RESUMABLE_CHANGES = (
@@ -56,6 +57,23 @@ def differences(saved: dict, current: dict) -> list[str]:
           if not _resumable(name) and old.get(name) != new.get(name)]
 
 
+def _read_saved(path: epath.Path) -> dict:
+  """The config a workdir's run was started with; ConfigError naming the fix if damaged."""
+  try:
+    saved = json.loads(path.read_text())
+    if not isinstance(saved, dict):
+      raise ValueError(f"expected a JSON object, found {type(saved).__name__}")
+    return saved
+  except (ValueError, UnicodeDecodeError) as error:
+    backups = sorted(p.name for p in path.parent.glob("config.*.json"))
+    restore = (f"copy the newest of {', '.join(backups)} over it if that was this run's last "
+               "config, or " if backups else "")
+    raise ConfigError(
+        f"{path} is damaged ({type(error).__name__}: {error}). It records the settings this "
+        f"run was started with; {restore}delete it: the same command then records the current "
+        "config and resumes from the checkpoints, which are not affected.") from error
+
+
 def claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict, is_chief: bool) -> None:
   """Raises ConfigError if ``workdir`` holds another run; then records ``config`` there.
 
@@ -64,7 +82,7 @@ def claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict, is_chi
   path = workdir / "config.json"
   current = json.loads(config.to_json())
   if path.exists():
-    changed = differences(json.loads(path.read_text()), current)
+    changed = differences(_read_saved(path), current)
     if changed and config.resume != "force":
       raise ConfigError(
           f"{workdir} holds a run with other settings ({len(changed)} differ):\n    "
@@ -73,4 +91,4 @@ def claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict, is_chi
     if changed and is_chief:
       path.rename(workdir / f"config.{time.strftime('%Y%m%d-%H%M%S')}.json")
   if is_chief:
-    path.write_text(config.to_json(indent=2))
+    atomic_write(path, config.to_json(indent=2))

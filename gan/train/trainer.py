@@ -7,20 +7,20 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers
-from etils import epath
 
 from gan import config as config_lib
 from gan.data import pipeline as data_pipeline
-from gan.images import make_grid, save_png
+from gan.images import make_grid
 from gan.sampling import make_sample_fn, sample_latents, standing_statistics
 from gan.train.biggan_step import jit_train_step, make_train_step
 from gan.train import health
 from gan.train.checkpointing import Checkpointer
 from gan.train.preemption import PreemptionWatcher
+from gan.train.outputs import RunOutputs
 from gan.train.run_config import claim_workdir
 from gan.train.sharding import host_to_global, make_mesh, replicated
 from gan.train.state import GAN, TrainState, build_gan, init_state
+from gan.train.workdir import open_workdir
 
 
 class Sampler:
@@ -53,8 +53,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # Everything that can be wrong with the config or data fails here, before compiling.
   config_lib.validate(config, jax.device_count(), jax.process_count())
   pipeline = data_pipeline.create_pipeline(config, jax.process_index(), jax.process_count())
-  workdir = epath.Path(workdir)  # Local or remote (gs://) alike.
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = open_workdir(workdir, jax.process_index())  # local or gs://; refuses a full disk
   is_chief = jax.process_index() == 0
   claim_workdir(workdir, config, is_chief)  # refuses a workdir of another run
 
@@ -73,16 +72,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     logging.info("Resumed from checkpoint at step %d in %s", start_step, checkpointer.directory)
 
   batches = data_pipeline.prefetch(pipeline.iterate(start_step))
-  writer = metric_writers.create_default_writer(str(workdir), just_logging=not is_chief)
+  writer = RunOutputs(workdir, is_chief)  # reports a failed write once, never stops the run
   sampler = Sampler(gan, config)
   train_step = jit_train_step(make_train_step(gan, config, mesh), mesh)
   images_per_step = t.d_steps * t.batch_size
 
   def save_samples(step: int) -> None:
-    grid = sampler.grid(state)
-    if is_chief:
-      save_png(workdir / "samples" / f"step_{step:08d}.png", grid)
-      writer.write_images(step, {"samples_ema": grid[None]})
+    writer.save_grid(f"step_{step:08d}.png", sampler.grid(state), "samples_ema", step)
 
   if start_step == 0:
     save_samples(0)
@@ -129,6 +125,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
                         "same command again to resume.", watcher.received, done, done)
       break
   watcher.restore_handlers()
-  writer.flush()
+  writer.close()
   checkpointer.finish(step)  # raises if the last state is not on disk
   return state
