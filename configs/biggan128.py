@@ -10,7 +10,7 @@ To try it without ImageNet, on the embedded dataset:
   --config.data.num_examples=20000 (plus smaller widths/batches on a CPU)
 """
 
-from gan.config import biggan_defaults
+from gan.families.biggan.config import biggan_defaults
 
 
 def get_config():

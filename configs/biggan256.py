@@ -1,9 +1,9 @@
 """BigGAN 256x256 on ImageNet: ch 96, attention at 128, z 140 = 7 chunks of 20.
 
-Other hyperparameters as at 128 (gan/config.py). Needs TFDS imagenet2012.
+Other hyperparameters as at 128 (gan/families/biggan/config.py). Needs TFDS imagenet2012.
 """
 
-from gan.config import biggan_defaults
+from gan.families.biggan.config import biggan_defaults
 
 
 def get_config():

@@ -1,9 +1,9 @@
 """BigGAN 512x512 on ImageNet: ch 96, attention at 64, z 128 = 8 chunks of 16.
 
-Other hyperparameters as at 128 (gan/config.py). Needs TFDS imagenet2012.
+Other hyperparameters as at 128 (gan/families/biggan/config.py). Needs TFDS imagenet2012.
 """
 
-from gan.config import biggan_defaults
+from gan.families.biggan.config import biggan_defaults
 
 
 def get_config():

@@ -5,7 +5,7 @@ fade-in and stable phases, 20M images, batch 16, WGAN-GP with target norm 750,
 no mirroring. Reads TFDS cifar10 (python -m gan.data.tfds_prepare cifar10).
 """
 
-from gan.progan_config import progan_defaults
+from gan.families.progan.config import progan_defaults
 
 
 def get_config():

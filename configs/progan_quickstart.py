@@ -8,7 +8,7 @@ phase, so samples/ shows one grid per resolution and fade. The G EMA decays at
 1,000-step horizon would still be mostly the random initialisation.
 """
 
-from gan.progan_config import progan_defaults
+from gan.families.progan.config import progan_defaults
 
 
 def get_config():

@@ -8,7 +8,7 @@ blobs on dark backgrounds (~300) to compact shapes whose look depends on the
 class (~600).
 """
 
-from gan.config import biggan_defaults
+from gan.families.biggan.config import biggan_defaults
 
 
 def get_config():

@@ -1,1 +1,1 @@
-"""BigGAN (and ProGAN) in JAX/Flax."""
+"""GANs in JAX/Flax: BigGAN and ProGAN as families of one training loop (docs/architecture.md)."""

@@ -1,10 +1,10 @@
 """Benchmark of the train step: python -m gan.bench --config=configs/quickstart.py.
 
-Prints compile time, the median step time over --steps timed steps (after
---warmup), images/s (real images through D per second: d_steps x batch_size
-per step), XLA's estimated FLOPs per step and the achieved FLOP/s. The batch
-is synthetic (random uint8 images, uniform labels), so no dataset is needed;
-the config's data settings are ignored.
+Any registered family (by config.model.name). Prints compile time, the median
+step time over --steps timed steps (after --warmup), images/s (real images
+through D per second), XLA's estimated FLOPs per step and the achieved
+FLOP/s. The batch comes from the family's own pipeline over synthetic data
+(random uint8 images, uniform labels), so no dataset is needed.
 """
 
 import os
@@ -20,33 +20,40 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/*.p
                                           lock_config=True)
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (the median is reported).")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after compiling.")
+_IMAGES_SHOWN = flags.DEFINE_integer(
+    "images_shown", 0, "Time the step of the phase a run is in after this many images (ProGAN).")
 flags.mark_flags_as_required(["config"])
 
 
-def benchmark(config, steps: int, warmup: int) -> dict[str, float]:
+def benchmark(config, steps: int, warmup: int, images_shown: int = 0) -> dict[str, float]:
+  """Compiles and times the step of the phase at ``images_shown`` (ProGAN: pick a phase)."""
   import jax
   import numpy as np
 
-  from gan.config import validate
-  from gan.train.biggan_step import jit_train_step, make_train_step
-  from gan.train.sharding import host_to_global, make_mesh, replicated
-  from gan.train.state import build_gan, init_state
+  from gan.config.validate import validate
+  from gan.data.pipeline import ArraySource
+  from gan.families import registry
+  from gan.train.sharding import host_to_global, jit_train_step, make_mesh, replicated
 
-  validate(config, jax.device_count(), jax.process_count())
-  t = config.train
+  family = registry.for_config(config)
+  validate(config, family, jax.device_count(), jax.process_count())
   mesh = make_mesh()
-  gan = build_gan(config)
-  state = jax.jit(lambda: init_state(gan, config.seed), out_shardings=replicated(mesh))()
-  layout = (t.d_steps, t.grad_accum_steps, t.batch_size // t.grad_accum_steps // jax.process_count())
+  model = family.build(config)
+  state = jax.jit(lambda: family.init_state(model, config), out_shardings=replicated(mesh))()
+  phase = family.phase_at(config, 0, images_shown)
   rng = np.random.default_rng(0)
-  res = config.model.resolution
-  batch = host_to_global(mesh, {
-      "image": rng.integers(0, 256, layout + (res, res, 3), dtype=np.uint8),
-      "label": rng.integers(0, config.data.num_classes, layout, dtype=np.int32)}, example_axis=2)
-  step_fn = jit_train_step(make_train_step(gan, config, mesh), mesh)
+  res, count = config.model.resolution, max(phase.examples_per_step, 256)
+  source = ArraySource(rng.integers(0, 256, (count, res, res, 3), dtype=np.uint8),
+                       rng.integers(0, config.data.num_classes, count, dtype=np.int32))
+  pipeline = family.make_pipeline(source, config, jax.process_index(), jax.process_count())
+  spec = family.train_step(model, config, phase, mesh)
+  batch = host_to_global(mesh, family.host_batch(config, pipeline, phase, 0, images_shown),
+                         example_axis=spec.example_axis)
+  extras = spec.extras(images_shown)
+  step_fn = jit_train_step(spec.fn, mesh, spec.example_axis, len(extras))
 
   start = time.perf_counter()
-  compiled = step_fn.lower(state, batch, jax.random.PRNGKey(0)).compile()
+  compiled = step_fn.lower(state, batch, *extras, jax.random.PRNGKey(0)).compile()
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -55,13 +62,13 @@ def benchmark(config, steps: int, warmup: int) -> dict[str, float]:
   times = []
   for i in range(warmup + steps):
     start = time.perf_counter()
-    state, metrics = compiled(state, batch, jax.random.PRNGKey(i))
+    state, metrics = compiled(state, batch, *extras, jax.random.PRNGKey(i))
     jax.block_until_ready((state, metrics))
     if i >= warmup:
       times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
-  return {"compile_s": compile_s, "step_s": step_s,
-          "images_per_s": t.d_steps * t.batch_size / step_s, "flops_per_step": flops,
+  return {"compile_s": compile_s, "step_s": step_s, "phase": phase.label,
+          "images_per_s": phase.examples_per_step / step_s, "flops_per_step": flops,
           "flops_per_s": flops / step_s, "devices": jax.device_count(),
           "platform": jax.devices()[0].platform}
 
@@ -69,11 +76,10 @@ def benchmark(config, steps: int, warmup: int) -> dict[str, float]:
 def main(argv):
   del argv
   config = _CONFIG.value
-  r = benchmark(config, _STEPS.value, _WARMUP.value)
-  m, t = config.model, config.train
-  print(f"BigGAN {m.resolution}x{m.resolution} ch={m.ch} batch={t.batch_size} "
-        f"(d_steps={t.d_steps}, grad_accum={t.grad_accum_steps}) dtype={m.compute_dtype} "
-        f"on {r['devices']} {r['platform']} device(s)")
+  r = benchmark(config, _STEPS.value, _WARMUP.value, _IMAGES_SHOWN.value)
+  m = config.model
+  print(f"{m.name} {m.resolution}x{m.resolution}, phase {r['phase']}, on {r['devices']} "
+        f"{r['platform']} device(s)")
   print(f"  compile time        {r['compile_s']:.1f} s")
   print(f"  step time (median)  {r['step_s'] * 1e3:.1f} ms over {_STEPS.value} steps")
   print(f"  images/s            {r['images_per_s']:.1f}")

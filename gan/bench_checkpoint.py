@@ -39,9 +39,11 @@ def random_state(config):
   """The config's state shapes, filled with random normals (int leaves with zeros)."""
   import jax
   import jax.numpy as jnp
-  from gan.train.state import build_gan, init_state
+  from gan.families import registry
 
-  shapes = jax.eval_shape(lambda: init_state(build_gan(config), config.seed))
+  family = registry.for_config(config)
+  model = family.build(config)
+  shapes = jax.eval_shape(lambda: family.init_state(model, config))
   keys = iter(jax.random.split(jax.random.PRNGKey(0), len(jax.tree.leaves(shapes))))
   def fill(leaf):
     key = next(keys)

@@ -85,7 +85,7 @@ def _load_config(spec: str):
 
 def _unknown_override(argv: list[str]) -> str | None:
   """'error: ...' for the first --config.* override that names no field, if any."""
-  from gan.config_fields import flatten, suggest_fields  # only on this error path
+  from gan.config.rules import flatten, suggest_fields  # only on this error path
   spec = _argument_value(argv, "config")
   try:
     known = sorted(flatten(_load_config(spec)))

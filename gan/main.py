@@ -38,7 +38,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def _explained_errors() -> tuple:
   """Our own errors, whose messages say what happened and what to do."""
   from gan.config import ConfigError
-  from gan.data.pipeline import DatasetUnavailableError
+  from gan.data.tfds_source import DatasetUnavailableError
   from gan.train.checkpointing import (CheckpointMismatchError, CheckpointNotWrittenError,
                                        NoRestorableCheckpointError)
   from gan.train.health import NonFiniteError
@@ -57,9 +57,9 @@ def _train(config, workdir: str) -> None:
   logging.info("Process %d/%d, %d local / %d global devices: %s", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(),
                jax.devices()[0].platform)
-  from gan.train import progan_trainer, trainer
-  train = progan_trainer.train if config.model.name == "progan" else trainer.train
-  train(config, workdir)
+  from gan.families import registry
+  from gan.train import loop
+  loop.train(config, workdir, registry.for_config(config))
 
 
 def _exit_with(message: str) -> None:

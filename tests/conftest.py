@@ -24,7 +24,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 def tiny_config(**train_overrides):
   """32x32 BigGAN with width 8 on shapes10: small enough for CPU tests."""
-  from gan.config import biggan_defaults
+  from gan.families.biggan.config import biggan_defaults
 
   c = biggan_defaults()
   c.model.resolution = 32
@@ -59,7 +59,7 @@ BATCH = 16  # 4 steps per phase
 
 def tiny_progan(**train_overrides):
   """ProGAN growing 4x4 -> 8x8 with 16 channels on shapes10: 4 steps per phase."""
-  from gan.progan_config import progan_defaults
+  from gan.families.progan.config import progan_defaults
 
   c = progan_defaults()
   c.model.resolution = 8
@@ -83,6 +83,19 @@ def tiny_progan(**train_overrides):
 @pytest.fixture
 def tiny():
   return tiny_config()
+
+
+def train(config, workdir, history=None):
+  """The one training loop, with the family ``config.model.name`` names."""
+  from gan.families import registry
+  from gan.train import loop
+  return loop.train(config, str(workdir), registry.for_config(config), history)
+
+
+def validate(config, num_devices: int, num_processes: int = 1, host_memory=None) -> None:
+  """gan.config.validate against the family of ``config``."""
+  from gan.families import registry
+  registry.validate(config, num_devices, num_processes, host_memory)
 
 
 def subprocess_env(num_devices: int = 1) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from conftest import tiny_config  # noqa: E402
-from gan.data.pipeline import create_pipeline  # noqa: E402
+from gan.families.biggan.family import make_pipeline as create_pipeline  # noqa: E402
 from gan.train.sharding import host_to_global, make_mesh  # noqa: E402
 
 STEPS = 3

@@ -10,12 +10,11 @@ import jax
 import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from conftest import tiny_config  # noqa: E402
-from gan.config import validate  # noqa: E402
-from gan.data.pipeline import create_pipeline  # noqa: E402
-from gan.train.biggan_step import jit_train_step, make_train_step  # noqa: E402
-from gan.train.sharding import host_to_global, make_mesh, replicated  # noqa: E402
-from gan.train.state import build_gan, init_state  # noqa: E402
+from conftest import tiny_config, validate  # noqa: E402
+from gan.families.biggan.family import make_pipeline as create_pipeline  # noqa: E402
+from gan.families.biggan.step import make_train_step  # noqa: E402
+from gan.train.sharding import host_to_global, jit_train_step, make_mesh, replicated  # noqa: E402
+from gan.families.biggan.state import build_gan, init_state  # noqa: E402
 
 
 def run(num_steps: int, config=None, keep_history: bool = False):
@@ -27,7 +26,7 @@ def run(num_steps: int, config=None, keep_history: bool = False):
   mesh = make_mesh()
   gan = build_gan(config)
   state = jax.jit(lambda: init_state(gan, config.seed), out_shardings=replicated(mesh))()
-  step = jit_train_step(make_train_step(gan, config, mesh), mesh)
+  step = jit_train_step(make_train_step(gan, config, mesh), mesh, example_axis=2)
   pipeline = create_pipeline(config)
   history, states = [], []
   for i in range(num_steps):

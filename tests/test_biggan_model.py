@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan.models.architectures import ARCHITECTURES
-from gan.models.biggan import Discriminator, Generator
+from gan.families.biggan.architectures import ARCHITECTURES
+from gan.families.biggan.model import Discriminator, Generator
 
 
 def count(tree) -> int:

@@ -10,8 +10,8 @@ import tempfile
 
 import pytest
 
-from conftest import PYTHON, REPO, subprocess_env, tiny_config
-from gan.config import ConfigError, validate
+from conftest import PYTHON, REPO, subprocess_env, tiny_config, validate
+from gan.config import ConfigError
 from gan.fileio import atomic_write
 from test_main import TINY
 
@@ -121,7 +121,7 @@ def test_contradictory_data_settings_are_refused():
   with pytest.raises(ConfigError, match=r"label_key='' \(unconditional\) needs "
                                         r"config.data.num_classes=1, not 10"):
     validate(unconditional_with_classes, num_devices=1)
-  from gan.data.pipeline import create_pipeline
+  from gan.families.biggan.family import make_pipeline as create_pipeline
   tiny_set = tiny_config(batch_size=8)
   tiny_set.data.num_examples = 3
   validate(tiny_set, num_devices=1)
@@ -148,7 +148,7 @@ def test_a_damaged_config_json_is_named_with_the_fix(tmp_path):
   assert f"{workdir}/config.json is damaged" in line and "delete it" in line, line
   (workdir / "config.json").unlink()  # the fix the message names: the run resumes
   resumed = run_main(*TINY, f"--workdir={workdir}", "--config.train.num_steps=4")
-  assert resumed.returncode == 0 and "Resumed from checkpoint at step 2" in resumed.stderr
+  assert resumed.returncode == 0 and "Resumed at step 2, " in resumed.stderr
   json.loads((workdir / "config.json").read_text())
 
 
@@ -180,3 +180,10 @@ def test_atomic_write_killed_mid_write_leaves_old_or_new_content(tmp_path):
     assert content in (b"A" * size, b"B" * size), (len(content), content[:1], content[-1:])
   for leftover in tmp_path.glob(".config.json.tmp-*"):  # a killed writer's temporary file
     leftover.unlink()
+
+
+def test_an_unknown_family_lists_the_registered_ones(tmp_path):
+  line = error_line(run_main("--config=configs/quickstart.py", f"--workdir={tmp_path}/run",
+                             "--config.model.name=bigan"))
+  assert ("config.model.name='bigan': not a registered family; registered: biggan, progan. "
+          "Did you mean 'biggan'?") in line, line

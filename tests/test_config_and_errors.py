@@ -6,8 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import PYTHON, REPO, subprocess_env, tiny_config
-from gan.config import validate
+from conftest import PYTHON, REPO, subprocess_env, tiny_config, validate
 from gan.data.pipeline import check_available
 
 

@@ -1,4 +1,5 @@
-"""Every config field has a rule (gan/config_fields.py), and validate enforces each one.
+"""Every config field has a rule (gan/config/run.py and each family's config), and validate
+enforces each one.
 
 Pure Python: nothing here compiles.
 """
@@ -9,14 +10,21 @@ import os
 import ml_collections
 import pytest
 
-from conftest import REPO, tiny_config
-from gan.config import ConfigError, biggan_defaults, validate
-from gan.config_fields import BIGGAN_FIELDS, PROGAN_FIELDS, Choice, check_fields, flatten
-from gan.progan_config import progan_defaults
+from conftest import REPO, tiny_config, validate
+from gan.config import ConfigError
+from gan.config.rules import Choice, check_fields, flatten
+from gan.config.validate import family_rules
+from gan.families import registry
+from gan.families.biggan.config import biggan_defaults
+from gan.families.progan.config import progan_defaults
 from test_config_and_errors import load_config
 
 CONFIG_NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "configs",
                                                                               "*.py")))
+
+
+BIGGAN_FIELDS = family_rules(registry.get("biggan"))
+PROGAN_FIELDS = family_rules(registry.get("progan"))
 
 
 def rules_for(config) -> dict:
@@ -56,7 +64,7 @@ def error(config, num_devices: int = 1) -> str:
                                              (progan_defaults, PROGAN_FIELDS)])
 def test_every_default_field_has_a_rule_and_every_rule_a_field(defaults, rules):
   fields = set(flatten(defaults()))
-  assert sorted(fields - set(rules)) == [], "give the new fields a rule in gan/config_fields.py"
+  assert sorted(fields - set(rules)) == [], "give the new fields a rule (the family's config.py)"
   assert sorted(set(rules) - fields) == [], "rules for fields the defaults do not have"
   assert check_fields(defaults(), rules) == []
 
@@ -106,10 +114,13 @@ def test_invalid_value_is_reported_with_its_path(model, path, value):
 
 @pytest.mark.parametrize("model, rules", [("biggan", BIGGAN_FIELDS), ("progan", PROGAN_FIELDS)])
 def test_every_missing_field_is_reported(model, rules):
-  defaults = "gan.config.biggan_defaults()" if model == "biggan" else (
-      "gan.progan_config.progan_defaults()")
+  defaults = registry.get(model).defaults_name
   for path in rules:
     msg = error(without(BASES[model](), path))
+    if path == "model.name":  # which family's defaults, it cannot tell: it lists them
+      assert msg.startswith("config.model.name is missing; start the config from one of ")
+      assert defaults in msg
+      continue
     assert f"config.{path} is missing; start the config from {defaults}." in msg, path
 
 
@@ -126,7 +137,7 @@ def test_unknown_field_without_a_near_name():
   c = tiny_config()
   c.colour = "blue"
   assert error(c) == ("Invalid config:\n  - config.colour='blue': unknown field; remove it (the "
-                      "known fields are those of gan.config.biggan_defaults())")
+                      "known fields are those of gan.families.biggan.config.biggan_defaults())")
 
 
 def test_bool_is_not_an_int():
@@ -176,11 +187,11 @@ def test_cross_field_checks_skip_fields_that_failed_their_rule():
                       "got str.")
 
 
-def test_misspelt_model_name_is_checked_against_the_closest_model():
+def test_misspelt_model_name_lists_the_registered_families():
   c = load_config("progan_quickstart")
   c.model.name = "pro_gan"
-  assert error(c) == ("Invalid config:\n  - config.model.name='pro_gan': not a valid choice; "
-                      "choose one of ['biggan', 'progan'].")
+  assert error(c) == ("config.model.name='pro_gan': not a registered family; registered: "
+                      "biggan, progan. Did you mean 'progan'?")
 
 
 def test_progan_batches_and_channels_are_checked_across_fields():

@@ -17,8 +17,7 @@ import pytest
 
 import tiny_biggan_config
 import tiny_progan_config
-from conftest import PYTHON, REPO, subprocess_env
-from gan.train import progan_trainer, trainer
+from conftest import PYTHON, REPO, subprocess_env, train
 from gan.train.checkpointing import Checkpointer
 
 
@@ -66,7 +65,7 @@ def run_main(command: list[str], num_devices: int = 1) -> str:
 
 
 def test_biggan_killed_and_restarted_equals_uninterrupted(tmp_path):
-  expected = trainer.train(tiny_biggan_config.get_config(), str(tmp_path / "uninterrupted"))
+  expected = train(tiny_biggan_config.get_config(), tmp_path / "uninterrupted")
   workdir = tmp_path / "killed"
   command = main_command("tiny_biggan_config.py", workdir)
   kill_after_checkpoint(command, workdir, 2)  # killed while training on after it
@@ -78,7 +77,7 @@ def test_biggan_killed_and_restarted_equals_uninterrupted(tmp_path):
   log = run_main(command)
   assert re.search(r"Checkpoint step 999999 in .* could not be restored .*; moved it to "
                    r".*/checkpoints/corrupt/999999", log), log[-3000:]
-  assert f"Resumed from checkpoint at step {latest} in " in log, log[-3000:]
+  assert f"Resumed at step {latest}, " in log, log[-3000:]
   # The cadence goes on after the stray folder (every 2 steps), which no longer counts.
   assert saved_steps(workdir) == list(range(2, 7, 2))[-3:], saved_steps(workdir)
   assert os.listdir(workdir / "checkpoints" / "corrupt") == ["999999"]
@@ -90,7 +89,7 @@ def test_biggan_killed_and_restarted_equals_uninterrupted(tmp_path):
 def progan_uninterrupted(tmp_path_factory):
   """The long-fade tiny ProGAN trained in one go: its final state."""
   workdir = tmp_path_factory.mktemp("progan") / "uninterrupted"
-  return progan_trainer.train(tiny_progan_config.get_config(), str(workdir))
+  return train(tiny_progan_config.get_config(), workdir)
 
 
 def test_progan_killed_mid_fade_and_restarted_equals_uninterrupted(tmp_path,
@@ -102,10 +101,11 @@ def test_progan_killed_mid_fade_and_restarted_equals_uninterrupted(tmp_path,
   latest = saved_steps(workdir)[-1]
   assert 8 <= latest < total, saved_steps(workdir)
   log = run_main(command)
-  resumed = re.search(rf"Resumed at step {latest}, (\d+) images shown: .*kind='fade'.*"
-                      r"alpha (0\.\d+)", log)
+  resumed = re.search(rf"Resumed at step {latest}, (\d+) images shown, from .*: phase 1 "
+                      r"\(8x8 fade\), alpha (0\.\d+)", log)
   assert resumed, log[-3000:]
   assert 0 < float(resumed.group(2)) < 1
+  assert re.search(r"step \d+/28 .* \| phase 2/2 8x8 fade \d+% ETA ", log), log[-3000:]
   assert_bitwise_equal(Checkpointer(str(workdir), 3).restore(total, progan_uninterrupted),
                        progan_uninterrupted)
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from absl import logging
 
-from conftest import BATCH, tiny_config, tiny_progan
-from gan.train import progan_step, progan_trainer
+from conftest import BATCH, tiny_config, tiny_progan, train
+from gan.families.progan import step as progan_step
 from gan.train.health import NonFiniteError
-from gan.train.progan_schedule import Schedule
+from gan.families.progan.schedule import Schedule
 from gan.train.sharding import make_mesh
 
 
@@ -61,7 +61,7 @@ def test_stop_policy_reports_the_first_non_finite_quantity(tmp_path):
   config = one_phase_progan(nonfinite_policy="stop", nonfinite_patience=2,
                             inject_nonfinite_steps="5,6,7")
   with pytest.raises(NonFiniteError) as e:
-    progan_trainer.train(config, str(tmp_path))
+    train(config, tmp_path)
   message = str(e.value)
   assert "Stopped at step 7" in message
   assert "d_loss was the first non-finite quantity, at step 5" in message
@@ -70,7 +70,7 @@ def test_stop_policy_reports_the_first_non_finite_quantity(tmp_path):
 
 def test_skip_policy_keeps_training_and_counts(tmp_path):
   config = one_phase_progan(inject_nonfinite_steps="5,6,7")
-  state = progan_trainer.train(config, str(tmp_path))
+  state = train(config, tmp_path)
   assert int(state.step) == 16 and int(state.health["skipped"]) == 3
   assert all(np.isfinite(x).all() for x in leaves(state.g_params))
 
@@ -82,7 +82,7 @@ def test_rollback_policy_restores_the_last_checkpoint_then_gives_up(tmp_path, ca
                             inject_nonfinite_steps="8,9,10,11")
   logging.get_absl_handler()  # make absl logs reach caplog
   with caplog.at_level("WARNING"), pytest.raises(NonFiniteError) as e:
-    progan_trainer.train(config, str(tmp_path))
+    train(config, tmp_path)
   rollbacks = [r.getMessage() for r in caplog.records if "Rolled back" in r.getMessage()]
   assert len(rollbacks) == 3, rollbacks
   assert all("Rolled back to checkpoint 8 " in m for m in rollbacks), rollbacks

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan.models.attention import SelfAttention
-from gan.models.normalization import BatchNorm, ConditionalBatchNorm
+from gan.families.biggan.attention import SelfAttention
+from gan.families.biggan.normalization import BatchNorm, ConditionalBatchNorm
 
 
 def test_batchnorm_train_normalises_and_updates_running_stats_like_torch():

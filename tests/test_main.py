@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -36,17 +37,28 @@ def scalar_tags(workdir):
 
 def test_quickstart_runs_end_to_end(tmp_path):
   workdir = tmp_path / "run"
-  run_main(workdir, 4)
+  log = run_main(workdir, 4)
+  # The first lines say what will happen; every log step says where the run is.
+  assert "Training biggan: BigGAN 32x32, ch 8" in log and "Steps 0 -> 4 on 1 cpu device" in log
+  assert re.search(r"Checkpoints every 2 steps .* in .*/checkpoints, keeping 3; sample grids "
+                   r"every 2 steps in .*/samples", log), log[-3000:]
+  assert re.search(r"step 2/4 \(50\.0%\) \| 16 images \| [\d.]+ img/s \| elapsed \d+s \| ETA ",
+                   log), log[-3000:]
+  assert re.search(r"step 4/4 \(100(\.0)?%\) \| 32 images .* ETA 0s", log), log[-3000:]
 
   samples = sorted(os.listdir(workdir / "samples"))
   assert samples == ["step_00000000.png", "step_00000002.png", "step_00000004.png"]
   grid = np.asarray(Image.open(workdir / "samples" / "step_00000004.png"))
-  # 4 rows x 3 columns of 32x32 samples with 2-pixel borders.
-  assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3) and grid.std() > 0
+  # 4 rows x 3 columns of 32x32 samples upscaled to 64x64 cells with 2-pixel borders, a caption
+  # strip on top and the class names in a left margin (layout: tests/test_images.py).
+  height, width = 4 * 66 + 2, 3 * 66 + 2
+  assert height < grid.shape[0] <= height + 40 and width < grid.shape[1] <= width + 120, grid.shape
+  assert grid.std() > 0
   assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
   tags = scalar_tags(workdir)
   for tag in ("d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake", "d_grad_norm",
-              "g_grad_norm", "steps_per_sec", "images_per_sec", "samples_ema"):
+              "g_grad_norm", "steps_per_sec", "images_per_sec", "samples_ema", "progress",
+              "elapsed_seconds", "eta_seconds", "images_shown"):
     assert tag in tags, tag
   assert tags["g_loss"] == [2, 4]
   assert (workdir / "config.json").exists()

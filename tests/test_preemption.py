@@ -9,9 +9,9 @@ import time
 
 import tiny_progan_config
 from conftest import BATCH, PYTHON, REPO, subprocess_env
-from gan.train import progan_step
+from gan.families.progan import step as progan_step
 from gan.train.checkpointing import Checkpointer
-from gan.train.progan_schedule import Schedule
+from gan.families.progan.schedule import Schedule
 from test_main import TINY
 
 
@@ -70,7 +70,7 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
   logs = ["".join(lines) + procs[0].communicate(timeout=120)[0], procs[1].communicate(timeout=120)[0]]
   for i, (proc, log) in enumerate(zip(procs, logs)):
     assert proc.returncode == 0, f"process {i}:\n{log[-3000:]}"
-  stops = [re.search(r"Stopping on signal 15 after step (\d+) ", log) for log in logs]
+  stops = [re.search(r"Stopping on signal 15 after step (\d+);", log) for log in logs]
   assert all(stops), logs[0][-3000:] + logs[1][-3000:]
   stopped = int(stops[0].group(1))
   assert stopped == int(stops[1].group(1)) and stopped % 2 == 0 and 6 <= stopped < 1000

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan.models.progan import (Discriminator, EqualizedConv, EqualizedDense, Generator,
+from gan.families.progan.model import (Discriminator, EqualizedConv, EqualizedDense, Generator,
                                minibatch_stddev, num_channels, pixel_norm)
 
 # Tiny config: nf(4) = nf(8) = 16, nf(16) = 8. Inputs come from numpy and every

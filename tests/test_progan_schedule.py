@@ -5,7 +5,7 @@ import math
 import ml_collections
 import pytest
 
-from gan.train.progan_schedule import FADE, STABLE, Schedule, parse_resolution_map
+from gan.families.progan.schedule import FADE, STABLE, Schedule, parse_resolution_map
 
 BATCH_SIZES = {4: 512, 8: 256, 16: 128, 32: 64}
 TOTAL = 12_000_000
@@ -193,3 +193,21 @@ def test_parse_errors_name_the_entry(text, value_type, message):
 def test_invalid_settings_name_the_fix(overrides, message):
   with pytest.raises(ValueError, match=message):
     make_schedule(**overrides)
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # the official kimg values, batches not dividing the lengths (ceil per phase)
+    dict(fade_images=512 * 1200, stable_images=512 * 1200, total_images=512 * 10_000),
+    dict(total_images=2_000_000),  # cut short inside a fade
+    # A batch so large that its last step jumps over the next phase entirely.
+    dict(batch_sizes={4: 1000, 8: 50, 16: 50, 32: 50}, fade_images=40, stable_images=1000,
+         total_images=3000),
+])
+def test_step_spans_match_a_simulated_run(overrides):
+  s = make_schedule(**overrides)
+  indices = [p.index for _, p, _ in simulate(s)]  # one entry per step, in order
+  spans = s.step_spans()
+  assert spans[0][1] == 0 and spans[-1][2] == len(indices)
+  for (phase, start, end), (_, next_start, _) in zip(spans, spans[1:]):
+    assert end == next_start  # contiguous
+  assert [i for phase, start, end in spans for i in [phase.index] * (end - start)] == indices

@@ -6,17 +6,17 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import BATCH, PHASE_IMAGES, tiny_progan
-from gan.train import progan_trainer
-from gan.train.progan_schedule import Schedule
+from conftest import BATCH, PHASE_IMAGES, tiny_progan, train
+from gan.families.progan.schedule import Schedule
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("progan") / "run"
   history = []
-  state = progan_trainer.train(tiny_progan(), str(workdir), history)
+  state = train(tiny_progan(), workdir, history)
   return workdir, history, state
 
 
@@ -42,6 +42,9 @@ def test_one_compilation_per_phase_and_the_schedule_is_followed(uninterrupted):
   samples = sorted(os.listdir(workdir / "samples"))
   for resolution, kind in [(4, "stable"), (8, "fade"), (8, "stable")]:
     assert any(name.endswith(f"_{resolution}x{resolution}_{kind}.png") for name in samples), samples
+  # A 2x2 grid of 4x4 samples is readable: cells upscaled to 64x64, plus a caption strip.
+  grid = np.asarray(Image.open(workdir / "samples" / "step_00000004_4x4_stable.png"))
+  assert 2 * 66 + 2 < grid.shape[0] <= 2 * 66 + 2 + 40 and grid.shape[1] >= 2 * 66 + 2, grid.shape
 
 
 def test_optimizer_state_is_reset_at_each_phase(uninterrupted):
@@ -52,7 +55,7 @@ def test_optimizer_state_is_reset_at_each_phase(uninterrupted):
 
 
 def test_optimizer_state_carries_over_when_reset_is_off(tmp_path):
-  state = progan_trainer.train(tiny_progan(reset_optimizer=False, max_steps=6), str(tmp_path))
+  state = train(tiny_progan(reset_optimizer=False, max_steps=6), tmp_path)
   counts = [int(x) for x in jax.tree.leaves(state.g_opt_state) if np.ndim(x) == 0]
   assert counts and all(c == 6 for c in counts)  # 4 steps at 4x4 + 2 into the fade
   assert int(state.opt_phase) == 1
@@ -75,7 +78,7 @@ def test_resume_mid_fade_restores_phase_alpha_and_images_shown(uninterrupted, tm
     if checkpoint.name.isdigit() and int(checkpoint.name) > stop:
       shutil.rmtree(checkpoint)
   resumed = []
-  state = progan_trainer.train(tiny_progan(), str(workdir), resumed)
+  state = train(tiny_progan(), workdir, resumed)
   expected = steps_of(full_history)[stop]
   assert expected["kind"] == "fade" and expected["alpha"] == 0.5
   assert steps_of(resumed)[0] == expected  # step, images shown, phase, resolution, kind, alpha
@@ -88,7 +91,7 @@ def test_resume_mid_fade_restores_phase_alpha_and_images_shown(uninterrupted, tm
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "lsgan", "hinge"])
 def test_other_losses_train_through_the_same_step(loss):
-  from gan.train import progan_step
+  from gan.families.progan import step as progan_step
   from gan.train.sharding import make_mesh
   config = tiny_progan(loss=loss, gp_weight=0.0, drift=0.0)
   phase = Schedule.from_config(config).phases[0]  # 4x4: the 8x8 layers sit unused

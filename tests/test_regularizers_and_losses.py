@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan import losses
-from gan.regularizers import off_diagonal_penalty, orthogonal_regularization
+from gan.families.biggan.regularizers import off_diagonal_penalty, orthogonal_regularization
 
 
 def numpy_penalty(kernel: np.ndarray) -> float:

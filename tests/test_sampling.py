@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gan.models.normalization import BatchNorm
-from gan.sampling import sample_labels, sample_latents, standing_statistics
+from gan.families.biggan.normalization import BatchNorm
+from gan.families.biggan.sampling import sample_labels, sample_latents, standing_statistics
 
 
 @pytest.mark.parametrize("threshold", [0.5, 1.0, 2.0])

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan.models.spectral_norm import SNConv, SNDense, SNEmbed
+from gan.families.biggan.spectral_norm import SNConv, SNDense, SNEmbed
 
 
 def _run(module, x, variables, train):

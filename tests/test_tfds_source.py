@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 import data_fixtures as fx
-from conftest import PYTHON, REPO, subprocess_env, tiny_config
+from conftest import PYTHON, REPO, subprocess_env, tiny_config, train
 from gan.config import ConfigError
-from gan.data.pipeline import DatasetUnavailableError, Pipeline, create_pipeline, create_source
-from gan.train.biggan_step import to_float_images
+from gan.data.pipeline import Pipeline, create_source
+from gan.data.tfds_source import DatasetUnavailableError
+from gan.families.biggan.family import make_pipeline as create_pipeline
+from gan.families.interface import to_float_images
 
 NUM_EXAMPLES = 48
 RESOLUTION = 16
@@ -168,10 +170,9 @@ def test_errors_name_the_fix(data_dir, tmp_path):
 
 
 def test_trainer_runs_on_the_tfds_source(data_dir, tmp_path):
-  from gan.train import trainer
   config = config_for(data_dir, num_steps=2)
   config.model.resolution = 32
-  state = trainer.train(config, str(tmp_path / "run"))
+  state = train(config, tmp_path / "run")
   assert int(state.step) == 2
   assert (tmp_path / "run" / "checkpoints" / "2").is_dir()
 

@@ -105,7 +105,7 @@ def test_one_and_eight_devices_give_the_same_state(tmp_path):
 
 def test_checkpoint_round_trip_is_bitwise(tmp_path):
   from gan.train.checkpointing import Checkpointer
-  from gan.train.state import build_gan, init_state
+  from gan.families.biggan.state import build_gan, init_state
 
   config = tiny_config()
   state, _ = run(1, config)

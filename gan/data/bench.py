@@ -79,12 +79,12 @@ def write_synthetic(out_dir: str, kind: str, num_images: int, resolution: int) -
 
 def main(argv):
   del argv
-  from gan.config import biggan_defaults
+  from gan.config.run import data_fields
   from gan.data.pipeline import Pipeline
   from gan.data.tfds_source import TfdsSource, open_builder
 
   with tempfile.TemporaryDirectory() as tmp:
-    data = biggan_defaults().data
+    data = data_fields("imagenet2012", label_key="label", num_classes=1000)
     data.num_workers = _WORKERS.value
     if _DATASET.value:
       data.name, data.data_dir = _DATASET.value, _DATA_DIR.value

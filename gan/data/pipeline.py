@@ -10,12 +10,15 @@ function of (seed, p):
 Two runs with the same seed see the same batches, and a run resumed at step
 N reads batch N directly: nothing is replayed or skipped through.
 
-BigGAN layout of the host-local numpy batch at step s:
-  image uint8 (d_steps, grad_accum_steps, local_micro, R, R, 3)
-  label int32 (d_steps, grad_accum_steps, local_micro)
-holding positions s * examples_per_step + arange(...) reshaped to
-(d_steps, grad_accum_steps, micro_batch), of which process i takes the slice
-[i * local_micro, (i + 1) * local_micro) of the micro-batch axis.
+Two ways to ask for a step's examples (a family picks its own):
+  ``batch(s)``: the layout (d_steps, grad_accum_steps, micro_batch) (BigGAN):
+    image uint8 (d_steps, grad_accum_steps, local_micro, R, R, 3)
+    label int32 (d_steps, grad_accum_steps, local_micro)
+    holding positions s * examples_per_step + arange(...) reshaped to the
+    layout, of which process i takes the slice [i * local_micro, (i + 1) *
+    local_micro) of the micro-batch axis;
+  ``examples(host_positions(start, count), resolution)``: this process's share
+    of positions [start, start + count), at any resolution (ProGAN).
 ``gan.train.sharding.host_to_global`` makes them one globally sharded array.
 
 Sources:
@@ -26,7 +29,6 @@ Sources:
 """
 
 import functools
-import os
 import queue
 import threading
 from typing import Iterator, Protocol
@@ -39,10 +41,6 @@ from gan.data import shapes
 from gan.data.image_ops import box_downsample
 
 EMBEDDED_DATASETS = ("shapes10",)
-
-
-class DatasetUnavailableError(FileNotFoundError):
-  """The configured dataset is not readable here; the message says how to prepare it."""
 
 
 class Source(Protocol):
@@ -180,18 +178,6 @@ def create_source(config: ml_collections.ConfigDict) -> Source:
   return tfds_source.TfdsSource(d, resolution)  # checks the dataset as it opens it once
 
 
-def create_pipeline(config: ml_collections.ConfigDict, process_index: int = 0,
-                    process_count: int = 1) -> Pipeline:
-  """The BigGAN pipeline for ``config``: this process's share of each step's batches."""
-  t = config.train
-  pipeline = Pipeline(create_source(config), seed=config.seed, d_steps=t.d_steps,
-                      grad_accum_steps=t.grad_accum_steps,
-                      micro_batch=t.batch_size // t.grad_accum_steps, process_index=process_index,
-                      process_count=process_count, random_flip=config.data.random_flip)
-  pipeline.require_examples(t.batch_size, f"config.train.batch_size={t.batch_size}")
-  return pipeline
-
-
 def prefetch(iterator: Iterator, size: int = 2) -> Iterator:
   """Runs ``iterator`` in a background thread, ``size`` items ahead."""
   items: queue.Queue = queue.Queue(maxsize=size)
@@ -210,7 +196,3 @@ def prefetch(iterator: Iterator, size: int = 2) -> Iterator:
     if isinstance(item, BaseException):
       raise item
     yield item
-
-
-def default_tfds_data_dir() -> str:
-  return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))

@@ -31,8 +31,8 @@ import sys
 from etils import epath
 
 from gan.config import ConfigError
-from gan.data.pipeline import DatasetUnavailableError, default_tfds_data_dir
-from gan.data.tfds_source import _import_tfds, is_directory_name, open_builder
+from gan.data.tfds_source import (DatasetUnavailableError, _import_tfds, default_tfds_data_dir,
+                                  is_directory_name, open_builder)
 from gan.data.tfds_writer import ARRAY_RECORD_OPTIONS
 
 INCOMPLETE_PREFIX = ".incomplete-"

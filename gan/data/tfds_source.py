@@ -23,7 +23,14 @@ from etils import epath
 
 from gan.config import ConfigError
 from gan.data import image_ops
-from gan.data.pipeline import DatasetUnavailableError, default_tfds_data_dir
+
+class DatasetUnavailableError(FileNotFoundError):
+  """The configured dataset is not readable here; the message says how to prepare it."""
+
+
+def default_tfds_data_dir() -> str:
+  return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
+
 
 _TFDS_PREPARE = "python -m gan.data.tfds_prepare {name} --data_dir={data_dir}"
 MANUAL_DOWNLOADS = {  # What TFDS cannot download itself, and where it goes.

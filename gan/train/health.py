@@ -26,7 +26,6 @@ from absl import logging
 
 MAX_ROLLBACKS = 3  # then the 'rollback' policy stops, as 'stop' would
 QUANTITIES = ("d_loss", "d_grad_norm", "g_loss", "g_grad_norm")
-POLICIES = ("skip", "rollback", "stop")
 
 
 class NonFiniteError(RuntimeError):
@@ -36,14 +35,6 @@ class NonFiniteError(RuntimeError):
 def init_health() -> dict:
   return {"skipped": jnp.zeros((), jnp.int32), "consecutive": jnp.zeros((), jnp.int32),
           "first_step": jnp.full((), -1, jnp.int32), "first_what": jnp.full((), -1, jnp.int32)}
-
-
-def parse_steps(text: str) -> tuple[int, ...]:
-  """'100, 101' -> (100, 101); raises ValueError for a non-integer or negative step."""
-  steps = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
-  if any(step < 0 for step in steps):
-    raise ValueError(f"steps must be >= 0, got {text!r}")
-  return steps
 
 
 def injected_factor(step: jax.Array, steps: tuple[int, ...]) -> jax.Array:

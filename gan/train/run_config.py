@@ -25,7 +25,6 @@ from etils import epath
 from gan.config import ConfigError
 from gan.fileio import atomic_write
 
-RESUME_MODES = ("auto", "force")
 RESUMABLE_CHANGES = (
     "resume", "train.num_steps", "train.max_steps", "train.unroll_loops",
     "train.nonfinite_policy", "train.nonfinite_patience", "train.inject_nonfinite_steps",

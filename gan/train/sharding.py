@@ -38,3 +38,15 @@ def host_to_global(mesh: Mesh, local_batch, example_axis: int):
     return jax.make_array_from_process_local_data(sharding, x, tuple(global_shape))
 
   return jax.tree.map(to_global, local_batch)
+
+
+def jit_train_step(fn, mesh: Mesh, example_axis: int, num_extras: int = 0):
+  """jit of ``fn(state, batch, *extras, rng) -> (state, metrics)`` with explicit shardings.
+
+  The state is replicated and donated, every leaf of the batch is split along
+  ``example_axis`` over the data axis, extras, rng and metrics are replicated.
+  """
+  everywhere = replicated(mesh)
+  return jax.jit(fn, in_shardings=(everywhere, batch_sharding(mesh, example_axis),
+                                   *([everywhere] * num_extras), everywhere),
+                 out_shardings=(everywhere, everywhere), donate_argnums=(0,))

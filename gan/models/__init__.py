@@ -1,1 +1,0 @@
-"""BigGAN modules: generator, discriminator and their layers."""
