@@ -31,6 +31,12 @@ def get_config():
 
   config.train.ema_decay = 0.99
 
+  # Evaluated at the end with the networks that need no download: SWD (ProGAN's own
+  # metric) and the shapes10 classifier's features (docs/evaluation.md).
+  config.eval.at_end = True
+  config.eval.metrics = "swd,shapes10_fid"
+  config.eval.num_samples = 2_000
+
   config.log_every_steps = 25
   config.sample_every_steps = 1_000
   config.checkpoint_every_steps = 250

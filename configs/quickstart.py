@@ -32,6 +32,14 @@ def get_config():
   config.train.ema_decay = 0.99
   config.train.ema_start = 200
 
+  # Evaluated at every checkpoint with the networks that need no download: SWD and the
+  # shapes10 classifier (docs/evaluation.md); the best checkpoint by shapes10 FID is kept.
+  config.eval.every_steps = 200
+  config.eval.at_end = True
+  config.eval.metrics = "swd,shapes10_fid,class_accuracy"
+  config.eval.num_samples = 2_000
+  config.eval.best_metric = "shapes10_fid"
+
   config.log_every_steps = 50
   config.sample_every_steps = 100
   config.checkpoint_every_steps = 200

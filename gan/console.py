@@ -31,6 +31,8 @@ _DROPPED = (("/orbax/", (py_logging.INFO, py_logging.ERROR, py_logging.CRITICAL)
             ("/clu/asynclib.py", (py_logging.ERROR,)),
             ("/asyncio/base_events.py", (py_logging.ERROR,)))
 _ASYNCIO_DROPPED = ("Task exception was never retrieved", "Future exception was never retrieved")
+# orbax WARNINGs that only restate a read-only restore (gan.evaluate asks for one).
+_ORBAX_READ_ONLY = ("CheckpointManagerOptions.read_only=True", "Given directory is read only")
 
 
 def _verbose() -> bool:
@@ -43,6 +45,8 @@ class _LibraryFilter(py_logging.Filter):
   def filter(self, record: py_logging.LogRecord) -> bool:
     if _verbose():
       return True
+    if "/orbax/" in record.pathname and record.getMessage().startswith(_ORBAX_READ_ONLY):
+      return False
     for fragment, levels in _DROPPED:
       if fragment in record.pathname and record.levelno in levels:
         # Of asyncio's, only the messages above.

@@ -54,6 +54,7 @@ SHARED_MACHINERY = (
     "gan.fileio",
     "gan.images",
     "gan.losses",
+    "gan.evaluation",  # feature networks, metrics and the evaluation protocol
 )
 
 # Rule 3: what a module under a family package gan.families.<f> may import
@@ -72,6 +73,7 @@ FAMILY_MAY_IMPORT = (
 FAMILY_MUST_NOT_IMPORT = (
     "gan.train",  # the training loop drives families, not the reverse
     "gan.main",  # entry points
+    "gan.evaluate",
     "gan.bench*",  # gan.bench, gan.bench_checkpoint, ...
 )
 
@@ -84,8 +86,10 @@ REGISTRY = ("gan.families.registry",)
 # the family machinery itself. (tests/ are not walked.)
 REGISTRY_USERS = (
     "gan.main",
+    "gan.evaluate",
     "gan.bench",
     "gan.bench_checkpoint",
+    "gan.bench_evaluation",
     "gan.families",  # the package and everything under it
 )
 

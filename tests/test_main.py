@@ -1,6 +1,7 @@
 """The quickstart main job end to end in a subprocess: samples, checkpoints, TensorBoard scalars."""
 
 import glob
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,8 @@ TINY = ["--config=configs/quickstart.py", "--config.model.ch=8", "--config.model
         "--config.model.shared_dim=8", "--config.data.num_examples=200",
         "--config.train.batch_size=8", "--config.log_every_steps=2",
         "--config.sample_every_steps=2", "--config.checkpoint_every_steps=2",
-        "--config.sample.per_class=3", "--config.sample.num_classes_shown=4"]
+        "--config.sample.per_class=3", "--config.sample.num_classes_shown=4",
+        "--config.eval.num_samples=40", "--config.eval.batch_size=8"]
 
 
 def run_main(workdir, num_steps):
@@ -62,4 +64,11 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert tag in tags, tag
   assert tags["g_loss"] == [2, 4]
   assert (workdir / "config.json").exists()
+  # The quickstart evaluates itself at the end (configs/quickstart.py: eval.at_end).
+  assert re.search(r"Evaluation at step 4: swd_32 [\d.]+, swd_16 [\d.]+, swd [\d.]+, "
+                   r"shapes10_fid [\d.]+, class_accuracy [\d.]+ \(40 samples", log), log[-3000:]
+  record = json.loads((workdir / "eval" / "step_00000004.json").read_text())
+  assert record["protocol"]["generated_images"] == 40
+  for tag in ("eval/swd", "eval/shapes10_fid", "eval/class_accuracy", "eval/seconds"):
+    assert tags[tag] == [4], tag
   # Resuming: tests/test_exact_resume.py (after a SIGKILL, bitwise).

@@ -8,6 +8,7 @@ TensorFlow and compile the train step).
 """
 
 import glob
+import json
 import os
 import re
 import subprocess
@@ -29,6 +30,12 @@ TINY_FLAGS = [
     "--config.checkpoint_every_steps=2",
     "--config.sample.per_class=2",
     "--config.sample.num_classes_shown=2",
+]
+EVAL_FLAGS = [  # evaluated at the end, in both processes: extraction is a collective
+    "--config.eval.at_end=true",
+    "--config.eval.metrics=swd,shapes10_fid,class_accuracy",
+    "--config.eval.num_samples=40",
+    "--config.eval.batch_size=8",
 ]
 TIMEOUT_S = 600
 
@@ -57,7 +64,8 @@ def _run_launcher(args: list[str]) -> tuple[int, str]:
 def test_two_processes_four_devices(tmp_path):
   workdir = tmp_path / "run"
   start = time.perf_counter()
-  rc, out = _run_launcher(["2", "configs/quickstart.py", str(workdir), *TINY_FLAGS])
+  rc, out = _run_launcher(["2", "configs/quickstart.py", str(workdir), *TINY_FLAGS,
+                           *EVAL_FLAGS, f"--config.eval.stats_dir={tmp_path / 'stats2'}"])
   print(f"\nlaunch/local.sh with 2 processes x 2 CPU devices took "
         f"{time.perf_counter() - start:.1f} s")
   assert rc == 0, out
@@ -69,3 +77,19 @@ def test_two_processes_four_devices(tmp_path):
   assert (workdir / "checkpoints" / "2").is_dir(), sorted(os.listdir(workdir))
   assert (workdir / "samples" / "step_00000002.png").is_file()
   assert glob.glob(str(workdir / "events.out.tfevents.*")), sorted(os.listdir(workdir))
+
+  # The same checkpoint evaluated by one process on one device, its reference statistics
+  # computed anew: the same figures as the two processes' evaluation at the end.
+  env = _launcher_env()
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+  single = subprocess.run(
+      [sys.executable, "-m", "gan.evaluate", f"--workdir={workdir}", "--step=2",
+       f"--stats_dir={tmp_path / 'stats1'}"], cwd=REPO, env=env, capture_output=True,
+      text=True, timeout=TIMEOUT_S)
+  assert single.returncode == 0, single.stderr[-3000:]
+  two = json.loads((workdir / "eval" / "step_00000002.json").read_text())["figures"]
+  one = json.loads((workdir / "eval" / "step_00000002_n40.json").read_text())["figures"]
+  assert set(two) == set(one) == {"swd_32", "swd_16", "swd", "shapes10_fid", "class_accuracy"}
+  for name, value in one.items():
+    assert abs(two[name] - value) <= 1e-4 * abs(value) + 1e-9, (name, two[name], value)
+  assert list((tmp_path / "stats1").glob("*.npz")) and list((tmp_path / "stats2").glob("*.npz"))

@@ -215,8 +215,9 @@ def suggest_fields(path: str, known: list[str]) -> list[str]:
   def leaf_matches(field: str) -> bool:
     name = field.rpartition(".")[2]
     return name == word or name.endswith("_" + word) or name.startswith(word + "_")
-  by_leaf = sorted((f for f in known if leaf_matches(f)),
-                   key=lambda f: (f.rpartition(".")[0] != section, f))
+  by_leaf = sorted(f for f in known if leaf_matches(f))
+  # A match in the section typed (train.batchsize: train.batch_size, not eval.batch_size).
+  by_leaf = [f for f in by_leaf if f.rpartition(".")[0] == section] or by_leaf
   # Spelling neighbours: any if no field shares the word, else only very close ones.
   close = difflib.get_close_matches(path, known, n=3, cutoff=0.75 if by_leaf else 0.6)
   return list(dict.fromkeys(by_leaf + close))[:3]

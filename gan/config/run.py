@@ -11,6 +11,7 @@ import os
 
 import ml_collections
 
+from gan.config.evaluation import EVAL_FIELDS, eval_fields
 from gan.config.rules import COUNT, Bool, Choice, Int, Str, Text
 from gan.data.image_ops import RESIZE_FILTERS
 
@@ -27,7 +28,7 @@ def parse_steps(text: str) -> tuple[int, ...]:
 
 
 def add_run_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Adds the fields every model shares: resuming, non-finite policy, logging and checkpoints."""
+  """Adds the fields every model shares: resuming, non-finite policy, logging, checkpoints, eval."""
   c.resume = "auto"  # or 'force': continue a workdir's run with changed settings
   # Non-finite losses/gradients (gan/train/health.py): the update is always skipped;
   # after `nonfinite_patience` in a row: 'skip' (go on), 'rollback' or 'stop'.
@@ -39,6 +40,7 @@ def add_run_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 2_000  # ProGAN: also at the end of every phase
   c.checkpoint_every_secs = 0   # > 0: also when this long has passed since the last save
   c.keep_checkpoints = 3
+  c.eval = eval_fields()  # gan/config/evaluation.py
   return c
 
 
@@ -80,6 +82,7 @@ RUN_FIELDS = {
     "checkpoint_every_steps": COUNT,
     "checkpoint_every_secs": Int(min=0),
     "keep_checkpoints": COUNT,
+    **EVAL_FIELDS,
 }
 
 

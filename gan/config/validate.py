@@ -9,6 +9,7 @@ then the data settings. One ConfigError lists every problem and its fix.
 import ml_collections
 
 from gan.config import ConfigError
+from gan.config.evaluation import EVAL_FIELDS, eval_problems
 from gan.config.rules import check_fields, fields_valid
 from gan.config.run import RUN_FIELDS, data_problems
 
@@ -36,6 +37,8 @@ def validate(config: ml_collections.ConfigDict, family, num_devices: int,
     errors.append(f"config.model.name={config.model.name!r} is not {family.name!r}, the family "
                   "this config is checked against.")
   errors += family.check(config, num_devices, num_processes, valid)
+  if valid(*EVAL_FIELDS, "data.name", "data.label_key", "model.resolution"):
+    errors += eval_problems(config, num_devices, family.conditional)
   largest = family.largest_step_input(config, valid) if valid(*_DATA_FIELDS) else None
   if largest is not None:
     examples, field = largest

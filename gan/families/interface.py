@@ -13,7 +13,8 @@ subclasses ``Family`` and says what is particular to it:
   phases       ``phases``: the spans of a run with one compiled step each
                (BigGAN: one; ProGAN: one per resolution and fade/stable)
   step         ``train_step``: the pure step of a phase; ``host_batch``: its batch
-  samples      ``sampler``: the sample grid of a state
+  samples      ``sampler``: the sample grid of a state; ``eval_generator``: what
+               evaluation (gan/evaluation/) draws its samples with
 
 It knows nothing of checkpoints, logging, signals or workdirs. Its steps may
 use this module's step kit (the non-finite guard, fault injection, sharding
@@ -89,6 +90,23 @@ class Grid:
   image: np.ndarray
   file_name: str
   tag: str
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalGenerator:
+  """What evaluation draws samples with (gan/evaluation/protocol.py).
+
+  ``fn(inputs, rng, count)`` -> (images float32 [-1, 1] (count, R, R, 3) at
+  config.model.resolution, labels int32 (count,) or None) is pure; the
+  evaluator compiles it once per ``key``, so a family returns the same ``fn``
+  for the same key (e.g. per truncation, or per phase). ``inputs``: the arrays
+  fixed over one evaluation (EMA weights, standing statistics, alpha).
+  """
+  fn: Callable
+  inputs: Pytree
+  key: Any
+  conditional: bool
+  description: str  # e.g. "EMA generator, standing statistics over 16 batches, truncation 0.5"
 
 
 class Sampler(abc.ABC):
@@ -183,6 +201,11 @@ class Family(abc.ABC):
   @abc.abstractmethod
   def sampler(self, model, config) -> Sampler:
     """What draws the sample grids of this run."""
+
+  @abc.abstractmethod
+  def eval_generator(self, model, config, state, images_shown: int,
+                     truncation: float | None) -> EvalGenerator:
+    """What evaluation samples ``state`` with (its EMA generator, as ``sampler`` does)."""
 
   def step_record(self, phase: Phase, images_shown: int) -> dict:
     """What the loop's ``history`` records of a step, beyond step and images shown."""

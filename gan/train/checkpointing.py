@@ -122,7 +122,9 @@ class Checkpointer:
 
   def __init__(self, workdir: str, keep: int, *, every_steps: int | None = None,
                every_seconds: float | None = None, best_metric: str | None = None,
-               best_mode: str = "min"):
+               best_mode: str = "min", read_only: bool = False):
+    """``read_only``: only restore (gan.evaluate beside a live run): nothing is created,
+    cleaned up or deleted."""
     if best_mode not in ("min", "max"):
       raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
     # epath keeps gs:// and other remote paths intact (os.path.abspath would not).
@@ -139,13 +141,14 @@ class Checkpointer:
       retention.append(policies.BestN(get_metric_fn=best_fn, reverse=best_mode == "min", n=1,
                                       keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
-        create=True,
+        create=not read_only,
+        read_only=read_only,
         enable_async_checkpointing=True,
         # Directories are created before save() returns, so an unwritable or full disk
         # fails there. Created in the background, a failure left orbax threads waiting
         # forever for a "directory created" signal, and the process never exited.
         async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
-        cleanup_tmp_directories=True,  # what a killed or failed save left behind
+        cleanup_tmp_directories=not read_only,  # what a killed or failed save left behind
         preservation_policy=policies.AnyPreservationPolicy(retention),
         best_fn=best_fn,  # Also makes orbax write metrics and re-read them on restart.
         best_mode=best_mode)

@@ -5,8 +5,8 @@
      checkpoint of the one that ended, then the family's enter_phase) ->
      compile the phase's step once (ahead of time, logged) -> run it ->
      at log steps: metrics, progress and ETA, the non-finite policy ->
-     sample grids, checkpoints, signals
-  -> at the end: the final grid and checkpoint, and wait until it is on disk.
+     evaluation (config.eval), sample grids, checkpoints, signals
+  -> at the end: the final grid, evaluation and checkpoint, and wait until it is on disk.
 
 The data order is a pure function of (seed, position), each step's noise is
 ``fold_in(state.rng, step)``, and the state alone fixes the phase, so a run
@@ -25,6 +25,7 @@ from gan.config.validate import validate
 from gan.data import pipeline as data_pipeline
 from gan.train import health
 from gan.train.checkpointing import Checkpointer
+from gan.train.evaluation import RunEvaluation
 from gan.train.outputs import RunOutputs
 from gan.train.preemption import PreemptionWatcher
 from gan.train.progress import PhaseSpan, Progress
@@ -74,9 +75,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
   mesh = make_mesh()
   model = family.build(config)
   state = jax.jit(lambda: family.init_state(model, config), out_shardings=replicated(mesh))()
+  evaluation = RunEvaluation(config, mesh, family, model)  # off unless config.eval asks
   checkpointer = Checkpointer(str(workdir), config.keep_checkpoints,
                               every_steps=config.checkpoint_every_steps,
-                              every_seconds=config.checkpoint_every_secs or None)
+                              every_seconds=config.checkpoint_every_secs or None,
+                              **evaluation.keep_best())
   restored, _ = checkpointer.restore_latest(state)  # sets aside damaged checkpoints
   if restored is not None:
     state = restored
@@ -88,7 +91,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
     alpha = f", alpha {record['alpha']:.4f}" if "alpha" in record else ""
     logging.info("Resumed at step %d, %d images shown, from %s: phase %d (%s)%s", step, images,
                  checkpointer.step_directory(step), phase.index, phase.label, alpha)
-  logging.info("%s", _plan(family, config, workdir, step, images, total_steps))
+  logging.info("%s", "\n".join(filter(None, [
+      _plan(family, config, workdir, step, images, total_steps), evaluation.plan(workdir)])))
 
   outputs = RunOutputs(workdir, is_chief)  # reports a failed write once, never stops the run
   sampler = family.sampler(model, config)
@@ -110,7 +114,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
     # saved once (a failed save is reported once; the end of the run says it again).
     if step not in attempted:
       attempted.add(step)
-      checkpointer.save(step, state)
+      checkpointer.save(step, state, metrics=evaluation.figures_at(step))
+
+  def evaluate() -> float:
+    """Evaluates the state at this step; the seconds it took (kept out of images/s)."""
+    seconds = evaluation.run(state, step, images, outputs)
+    progress.restart_window(time.monotonic(), step, images)
+    if evaluation.ranks_checkpoints:
+      save_checkpoint()  # keep-best can only keep a checkpoint of an evaluated step
+    return seconds
 
   if step == 0:
     write_grid(phase)
@@ -174,6 +186,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
         continue
     if step % config.sample_every_steps == 0:
       write_grid(phase)
+    if evaluation.due(step):
+      seconds = evaluate()
+      window = (window[0] + seconds, window[1], window[2])
     if checkpointer.should_save(step):
       save_checkpoint()
     if watcher.should_stop(step):
@@ -184,9 +199,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
                         step, images)
       break
 
-  if step != start_step:  # the final grid and state
+  if step != start_step:  # the final grid, evaluation and state
     if last_grid != step:
       write_grid(phase)
+    if family.finished(config, step, images) and evaluation.due_at_end(step):
+      evaluate()
     save_checkpoint()
   outputs.write_text("compiles.json", json.dumps(
       {str(k): phases[k].label for k in sorted(compiled)}, indent=2))

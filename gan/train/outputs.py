@@ -69,6 +69,14 @@ class RunOutputs:
     if self.is_chief:
       self._guard(name, lambda: atomic_write(self.workdir / name, text))
 
+  def save_evaluation(self, name: str, text: str) -> None:
+    """eval/<name>: one evaluation's figures and protocol as JSON (chief only)."""
+    if self.is_chief:
+      def write():
+        (self.workdir / "eval").mkdir(parents=True, exist_ok=True)
+        atomic_write(self.workdir / "eval" / name, text)
+      self._guard("evaluation results", write)
+
   def close(self) -> None:
     if self._events is not None:
       self._guard("TensorBoard events", self._events.close)

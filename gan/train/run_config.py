@@ -30,7 +30,7 @@ RESUMABLE_CHANGES = (
     "train.nonfinite_policy", "train.nonfinite_patience", "train.inject_nonfinite_steps",
     "schedule.total_images", "data.data_dir", "data.num_workers", "log_every_steps",
     "sample_every_steps", "checkpoint_every_steps", "checkpoint_every_secs", "keep_checkpoints",
-    "sample")
+    "sample", "eval")
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -5,6 +5,8 @@ A run is a single phase of ``train.num_steps`` steps; each step is
 images, laid out (d_steps, grad_accum_steps, micro_batch) by the pipeline.
 """
 
+import functools
+
 import jax
 import numpy as np
 
@@ -63,6 +65,37 @@ class BigGANSampler(interface.Sampler):
     return interface.Grid(image, f"step_{step:08d}.png", "samples_ema")
 
 
+@functools.lru_cache(maxsize=None)
+def _eval_fn(generator, z_dim: int, num_classes: int, truncation: float | None):
+  """(params, variables), rng, count -> (images, uniform labels): one per truncation."""
+  def generate(inputs, rng, count):
+    params, variables = inputs
+    kz, ky = jax.random.split(rng)
+    z = sampling.sample_latents(kz, (count, z_dim), truncation)
+    labels = sampling.sample_labels(ky, count, num_classes)
+    return generator.apply({"params": params, **variables}, z, labels, train=False), labels
+  return generate
+
+
+def eval_generator(gan: state.GAN, config, train_state,
+                   truncation: float | None) -> interface.EvalGenerator:
+  """The EMA generator, with standing statistics if config.sample asks for them."""
+  variables, batches = train_state.ema_vars, config.sample.standing_stats_batches
+  standing = ""
+  if batches > 0:
+    stats = sampling.standing_statistics(
+        gan.generator, train_state.ema_params, variables, jax.random.PRNGKey(config.seed),
+        batches, config.eval.batch_size, gan.z_dim, gan.num_classes, truncation)
+    variables = {**variables, "batch_stats": stats}
+    standing = f", standing statistics over {batches} batches"
+  described = f"truncation {truncation}" if truncation else "no truncation"
+  return interface.EvalGenerator(
+      fn=_eval_fn(gan.generator, gan.z_dim, gan.num_classes, truncation or None),
+      inputs=(train_state.ema_params, variables), key=("biggan", truncation or None),
+      conditional=gan.num_classes > 1,
+      description=f"BigGAN EMA generator{standing}, {described}, uniform classes")
+
+
 class BigGAN(interface.Family):
   name = "biggan"
   defaults_name = "gan.families.biggan.config.biggan_defaults()"
@@ -114,6 +147,10 @@ class BigGAN(interface.Family):
 
   def sampler(self, model, config) -> BigGANSampler:
     return BigGANSampler(model, config)
+
+  def eval_generator(self, model, config, train_state, images_shown: int,
+                     truncation: float | None) -> interface.EvalGenerator:
+    return eval_generator(model, config, train_state, truncation)
 
 
 FAMILY = BigGAN()

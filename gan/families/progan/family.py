@@ -8,6 +8,8 @@ dataset's) and takes alpha as a traced input, so one compiled step serves a
 whole fade. Entering a phase resets both Adam states (config.train.reset_optimizer).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,6 +71,25 @@ class ProGANSampler(interface.Sampler):
                       caption=f"step {step}: {phase.label}{mixing}, EMA generator")
     return interface.Grid(image, f"step_{step:08d}_{p.resolution}x{p.resolution}_{p.kind}.png",
                           f"samples_ema_{p.resolution}")
+
+
+@functools.lru_cache(maxsize=None)
+def _eval_fn(generator, latent_dim: int, resolution: int, fading: bool, final_resolution: int):
+  """(params, alpha), rng, count -> (images at final_resolution, None): one per phase.
+
+  A phase below the final resolution is shown upscaled (nearest), as
+  ProGAN's own generator outputs every level of detail at full size.
+  """
+  def generate(inputs, rng, count):
+    params, alpha = inputs
+    z = jax.random.normal(rng, (count, latent_dim))
+    images = jnp.clip(generator.apply({"params": params}, z, resolution,
+                                      alpha if fading else None), -1, 1)
+    factor = final_resolution // resolution
+    if factor > 1:
+      images = jnp.repeat(jnp.repeat(images, factor, axis=1), factor, axis=2)
+    return images, None
+  return generate
 
 
 class ProGAN(interface.Family):
@@ -140,6 +161,22 @@ class ProGAN(interface.Family):
 
   def sampler(self, model, config) -> ProGANSampler:
     return ProGANSampler(model, config)
+
+  def eval_generator(self, model, config, state, images_shown: int,
+                     truncation: float | None) -> interface.EvalGenerator:
+    schedule = schedule_of(config)
+    last = max(images_shown - 1, 0)  # the last image shown, as the grids do
+    p = schedule.phase_at(last)
+    alpha = p.alpha_at(last)
+    final = config.model.resolution
+    mixing = f", alpha {alpha:.3f}" if p.fading else ""
+    upscaled = f", upscaled (nearest) to {final}x{final}" if p.resolution < final else ""
+    return interface.EvalGenerator(
+        fn=_eval_fn(model.generator, model.latent_dim, p.resolution, p.fading, final),
+        inputs=(state.ema_params, jnp.float32(alpha)), key=("progan", p.resolution, p.fading),
+        conditional=False,
+        description=f"ProGAN EMA generator at {p.resolution}x{p.resolution} {p.kind}{mixing}"
+                    f"{upscaled}")
 
   def step_record(self, phase, images_shown: int) -> dict:
     p = phase.detail

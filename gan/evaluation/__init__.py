@@ -1,0 +1,1 @@
+"""Evaluation: feature networks, metrics, and the protocol that runs them."""
