@@ -312,3 +312,21 @@ def test_a_failed_evaluation_costs_its_figures_not_the_run(monkeypatch, caplog):
   assert seconds >= 0 and evaluation.figures_at(2) is None
   assert "Evaluation at step 2 failed (ValueError: FID: sqrtm" in caplog.text
   assert "training continues" in caplog.text
+
+
+def test_progress_bar_writes_a_line_per_tenth_with_an_eta(monkeypatch):
+  import io
+
+  from gan.evaluation import progress_bar
+
+  clock = iter(range(0, 1000, 10))  # start at 0 s, then 10 s per update
+  monkeypatch.setattr(progress_bar, "time",
+                      types.SimpleNamespace(monotonic=lambda: float(next(clock))))
+  stream = io.StringIO()  # not a terminal: plain lines
+  bar = progress_bar.ProgressBar("Evaluating", 200, stream=stream)
+  for _ in range(20):
+    bar.update(10)
+  lines = stream.getvalue().splitlines()
+  assert len(lines) == 11  # 5% (the first update), then 10%, 20%, ..., 100%
+  assert lines[0] == "Evaluating: 10/200 images (5%), 1 images/s, elapsed 10s, ETA 3m10s"
+  assert lines[-1] == "Evaluating: 200/200 images (100%), 1 images/s, elapsed 3m20s, ETA 0s"

@@ -7,6 +7,8 @@ and writes the figures, and ranks the checkpoint of that step by
 ``eval.best_metric`` for keep-best. See docs/evaluation.md.
 """
 
+import os
+
 import ml_collections
 
 from gan.config.rules import COUNT, Bool, Choice, Float, Int, Str, Text
@@ -20,10 +22,6 @@ INCEPTION_FILES = (
     "pt_inception-2015-12-05-6726825d.pth (pytorch-fid's release: https://github.com/"
     "mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth) "
     "or an .npz written by `python -m gan.evaluation.inception_weights convert`")
-
-
-def _parse_metric_list(text: str) -> tuple[str, ...]:
-  return catalog.parse_metrics(text)
 
 
 def eval_fields() -> ml_collections.ConfigDict:
@@ -51,7 +49,7 @@ def eval_fields() -> ml_collections.ConfigDict:
 EVAL_FIELDS = {
     "eval.every_steps": Int(min=0),
     "eval.at_end": Bool(),
-    "eval.metrics": Text(_parse_metric_list, "swd,shapes10_fid", "swd,fdi"),
+    "eval.metrics": Text(catalog.parse_metrics, "swd,shapes10_fid", "swd,fdi"),
     "eval.num_samples": Int(min=2),
     "eval.num_real": Int(min=0),
     "eval.real_flips": Bool(),
@@ -74,7 +72,6 @@ def inception_missing(metrics, path: str) -> str | None:
   needing = [m for m in metrics if catalog.NETWORK_OF[m] == catalog.INCEPTION]
   if not needing:
     return None
-  import os  # pylint: disable=import-outside-toplevel
   what = f"{'/'.join(needing)} need{'s' if len(needing) == 1 else ''} the Inception-v3 weights"
   if not path:
     return (f"config.eval.metrics asks for {', '.join(needing)}: {what}, which cannot be "

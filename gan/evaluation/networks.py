@@ -51,9 +51,6 @@ def inception(weights_path: str, resize_mode: str) -> FeatureNetwork:
   from gan.evaluation import inception as inception_net
   from gan.evaluation import inception_weights, resize
 
-  if not weights_path:
-    raise ConfigError(f"FID/IS/KID/PR need the Inception-v3 weights: get {INCEPTION_FILES}, "
-                      "and pass its path with --config.eval.inception_weights=PATH.")
   try:
     params = inception_weights.load(weights_path)
   except FileNotFoundError as error:

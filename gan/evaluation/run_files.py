@@ -6,6 +6,7 @@ read-only (a run still training in the same workdir is not disturbed), and
 writes evaluation records and truncation-sweep plots to ``<workdir>/eval/``.
 """
 
+import io
 import json
 
 import jax
@@ -111,7 +112,6 @@ def write_sweep_plot(workdir: str, step: int, records: list[dict]) -> epath.Path
              else "none") for r in records]
   image = trade_off(points, x, y, f"step {step}: {y} against {x} by truncation")
   path = epath.Path(workdir) / "eval" / f"step_{step:08d}_truncation_sweep.png"
-  import io
   buffer = io.BytesIO()
   image.save(buffer, format="PNG")
   atomic_write(path, buffer.getvalue())
