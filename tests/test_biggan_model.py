@@ -81,7 +81,8 @@ def test_discriminator_projection_term_and_sum_pooling():
   h = np.maximum(np.asarray(inter["intermediates"]["block3"]["__call__"][0]), 0).sum(axis=(1, 2))
   table = np.asarray(variables["params"]["embed"]["embedding"], np.float64)
   u = np.asarray(variables["spectral"]["embed"]["u"], np.float64)
-  table = table / (np.linalg.norm(table @ u) / np.linalg.norm(u))
+  # u lives in class space (num_classes,): the sigma estimate is ||W^T u|| / ||u||.
+  table = table / (np.linalg.norm(table.T @ u) / np.linalg.norm(u))
   l0 = np.asarray(d.apply(variables, x, jnp.array([0, 0]), train=False))
   l3 = np.asarray(d.apply(variables, x, jnp.array([3, 3]), train=False))
   np.testing.assert_allclose(l3 - l0, h @ (table[3] - table[0]), rtol=1e-4, atol=1e-4)

@@ -1,18 +1,26 @@
-"""Workdirs written before the families/one-loop restructure still resume, exactly.
+"""Workdirs written by older versions still resume.
 
 tests/fixtures/pre_restructure/ holds the workdirs (config.json and the last
 checkpoint) of the tiny BigGAN (6 steps) and the tiny ProGAN (10 steps, in its
 fade to 8x8) as commit c020661 wrote them, before gan/train/trainer.py and
 progan_trainer.py became one loop over gan/families/. The same command, with
 more steps, resumes each from its checkpoint (whose checksums are verified on
-restore) and must end bitwise equal to an uninterrupted run of the current
-code: the restructure changed neither a checkpoint's layout nor a number.
+restore).
+
+ProGAN must end bitwise equal to an uninterrupted run of the current code: no
+change since touched a ProGAN number. BigGAN's training changed on purpose in
+issue 13 (parity with BigGAN-PyTorch: PyTorch-style bias init, the D embedding's
+spectral-norm u in class space, F.normalize's eps, the EMA start counted from
+update 1), so its old checkpoint restores through the layout upgrade
+(gan/families/biggan/upgrades.py), checked here against the formula, and goes on.
 """
 
 import os
 import shutil
 import subprocess
 
+import jax
+import numpy as np
 import pytest
 
 import tiny_biggan_config
@@ -24,12 +32,7 @@ from test_exact_resume import assert_bitwise_equal, saved_steps
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "pre_restructure")
 
 
-@pytest.mark.parametrize("family, config_module, saved_at, overrides, end", [
-    ("biggan", tiny_biggan_config, 6, {"train.num_steps": 8}, 8),
-    ("progan", tiny_progan_config, 10, {"train.max_steps": 14}, 14),
-])
-def test_an_old_workdir_resumes_and_matches_a_run_of_the_current_code(
-    tmp_path, family, config_module, saved_at, overrides, end):
+def _resume(tmp_path, family, config_module, saved_at, overrides):
   workdir = tmp_path / "old"
   shutil.copytree(os.path.join(FIXTURES, family), workdir)
   assert saved_steps(workdir) == [saved_at]
@@ -43,7 +46,49 @@ def test_an_old_workdir_resumes_and_matches_a_run_of_the_current_code(
   assert f"Resumed at step {saved_at}, " in result.stderr, result.stderr[-3000:]
   assert "could not be restored" not in result.stderr
   assert "no checksum record" not in result.stderr  # c020661 already wrote checksums
+  return workdir, result.stderr
 
+
+def test_an_old_biggan_checkpoint_converts_its_embedding_u_by_the_formula():
+  from gan.families.biggan import upgrades
+  from gan.families.biggan.state import build_gan, init_state
+  config = tiny_biggan_config.get_config()
+  target = init_state(build_gan(config), config.seed)
+  upgrade = upgrades.feature_space_embed_u()
+  checkpointer = Checkpointer(os.path.join(FIXTURES, "biggan"), 1, read_only=True,
+                              upgrades=[upgrade])
+  old = checkpointer.restore(6, upgrade.old_target(target))  # as stored, no conversion
+  new = checkpointer.restore(6, target)
+  table = np.asarray(old.d_params["embed"]["embedding"], np.float64)
+  u_old = np.asarray(old.d_vars["spectral"]["embed"]["u"], np.float64)
+  assert u_old.shape == (table.shape[1],) and table.shape[0] == config.data.num_classes
+  expected = table @ u_old / np.linalg.norm(table @ u_old)
+  np.testing.assert_allclose(new.d_vars["spectral"]["embed"]["u"], expected, rtol=1e-5,
+                             atol=1e-6)
+  # Everything else comes back exactly as stored.
+  strip = lambda s: upgrades._with_embed_u(s, np.zeros(()))
+  assert_bitwise_equal(strip(new), strip(old))
+
+
+def test_an_old_biggan_workdir_resumes_through_the_upgrade(tmp_path):
+  workdir, stderr = _resume(tmp_path, "biggan", tiny_biggan_config, 6, {"train.num_steps": 8})
+  assert "converted on restore" in stderr, stderr[-3000:]
+  assert saved_steps(workdir) == [8]
+  from gan.families.biggan.state import build_gan, init_state
+  config = tiny_biggan_config.get_config()
+  target = init_state(build_gan(config), config.seed)
+  state = Checkpointer(str(workdir), 1).restore(8, target)  # the new layout, no upgrade
+  assert int(state.step) == 8
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state)
+             if np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+@pytest.mark.parametrize("family, config_module, saved_at, overrides, end", [
+    ("progan", tiny_progan_config, 10, {"train.max_steps": 14}, 14),
+])
+def test_an_old_workdir_resumes_and_matches_a_run_of_the_current_code(
+    tmp_path, family, config_module, saved_at, overrides, end):
+  workdir, _ = _resume(tmp_path, family, config_module, saved_at, overrides)
   config = config_module.get_config()
   for path, value in overrides.items():
     section, key = path.split(".")

@@ -39,10 +39,12 @@ def test_ema_copies_before_start_then_decays(six_steps):
   pairs = list(_ema_pairs(states[0]))
   assert any(k.startswith("ema_vars/batch_stats") for k, _ in pairs)
   assert any(k.startswith("ema_vars/spectral") for k, _ in pairs)
-  for i in range(EMA_START):  # steps 0..2: the EMA is an exact copy of G
+  # states[i] follows update i + 1 (BigGAN-PyTorch's itr): updates 1 .. EMA_START - 1
+  # copy G into the EMA (the reference's `itr < start_itr`), update EMA_START decays.
+  for i in range(EMA_START - 1):
     for ema, live in pairs:
       np.testing.assert_array_equal(states[i][ema], states[i][live], err_msg=ema)
-  for i in range(EMA_START, 6):  # then ema = 0.9 ema + 0.1 live, checked in numpy
+  for i in range(EMA_START - 1, 6):  # then ema = 0.9 ema + 0.1 live, checked in numpy
     for ema, live in pairs:
       expected = 0.9 * states[i - 1][ema] + 0.1 * states[i][live]
       np.testing.assert_allclose(states[i][ema], expected, rtol=1e-6, atol=1e-7, err_msg=ema)

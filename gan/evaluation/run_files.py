@@ -52,7 +52,8 @@ def restore(workdir: str, config, family, model, mesh, step: int | None):
   """(state, step) of checkpoint ``step`` (default the latest), verified, read-only."""
   from gan.train.checkpointing import Checkpointer
   from gan.train.sharding import replicated
-  checkpointer = Checkpointer(workdir, keep=1, read_only=True)
+  checkpointer = Checkpointer(workdir, keep=1, read_only=True,
+                              upgrades=family.checkpoint_upgrades(model))
   steps = sorted(checkpointer.manager.all_steps())
   if not steps:
     raise ConfigError(f"{workdir} has no checkpoint yet; evaluate once training has written one "

@@ -115,6 +115,21 @@ class Sampler(abc.ABC):
     """The sample grid of ``state`` (EMA weights, fixed latents)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Upgrade:
+  """An older layout of a family's state that restores and converts.
+
+  ``old_target(target)``: ``target`` (the current state) with the old shapes, or
+  None if it does not apply to this model; ``convert(old_state)``: the state in the
+  current layout. ``change`` and ``conversion`` say what changed and how it is
+  converted, for the WARNING a converted restore logs.
+  """
+  change: str
+  conversion: str
+  old_target: Callable[[Any], Any]
+  convert: Callable[[Any], Any]
+
+
 class Family(abc.ABC):
   """A GAN family; see the module docstring. One instance, ``FAMILY``, per package."""
 
@@ -210,3 +225,8 @@ class Family(abc.ABC):
   def step_record(self, phase: Phase, images_shown: int) -> dict:
     """What the loop's ``history`` records of a step, beyond step and images shown."""
     return {}
+
+  def checkpoint_upgrades(self, model) -> list:
+    """Older layouts of this family's state that still restore
+    (``Upgrade``); none by default."""
+    return []

@@ -34,6 +34,10 @@ and RNG. Guarantees:
   the target raises ``CheckpointMismatchError`` before any array is read, and
   never falls back: it is a different architecture, not corruption. (Metadata
   that disagrees with the checkpoint's own checksum record is corruption.)
+* Layout upgrades: a checkpoint written before a family changed the shape of
+  some state (``Family.checkpoint_upgrades``: e.g. BigGAN's projection-embedding u moving to class
+  space) restores into the old layout, verified against its own checksums, and
+  is converted; the run continues and a WARNING says what was converted.
 * Re-sharding: arrays are restored into the target's shardings, whatever the
   device count they were saved from.
 * No code execution on load: restoring reads JSON metadata and tensorstore
@@ -49,6 +53,7 @@ import json
 import math
 import os
 import time
+from typing import Sequence
 
 import jax
 import numpy as np
@@ -122,9 +127,12 @@ class Checkpointer:
 
   def __init__(self, workdir: str, keep: int, *, every_steps: int | None = None,
                every_seconds: float | None = None, best_metric: str | None = None,
-               best_mode: str = "min", read_only: bool = False):
+               best_mode: str = "min", read_only: bool = False,
+               upgrades: Sequence = ()):
     """``read_only``: only restore (gan.evaluate beside a live run): nothing is created,
-    cleaned up or deleted."""
+    cleaned up or deleted. ``upgrades``: older state layouts this run can convert
+    (gan.families.interface.Upgrade, from ``Family.checkpoint_upgrades``)."""
+    self.upgrades = tuple(upgrades)
     if best_mode not in ("min", "max"):
       raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
     # epath keeps gs:// and other remote paths intact (os.path.abspath would not).
@@ -218,7 +226,33 @@ class Checkpointer:
     checksums stored with it or holds NaN/Inf.
     """
     stored = self._integrity_record(step)
-    self.check_compatible(step, target, stored)
+    try:
+      self.check_compatible(step, target, stored)
+    except CheckpointMismatchError:
+      upgrade, old_target = self._matching_upgrade(step, target, stored)
+      if upgrade is None:
+        raise
+      restored = upgrade.convert(self._read_verified(step, old_target, stored))
+      logging.warning("Checkpoint step %d in %s has the layout from before %s; converted on "
+                      "restore (%s). It is saved in the new layout from the next checkpoint on.",
+                      step, self.step_directory(step), upgrade.change, upgrade.conversion)
+      return restored
+    return self._read_verified(step, target, stored)
+
+  def _matching_upgrade(self, step: int, target, stored):
+    """(upgrade, old target) for the first upgrade whose old layout the checkpoint has."""
+    for upgrade in self.upgrades:
+      old_target = upgrade.old_target(target)
+      if old_target is None:
+        continue
+      try:
+        self.check_compatible(step, old_target, stored)
+      except CheckpointMismatchError:
+        continue
+      return upgrade, old_target
+    return None, None
+
+  def _read_verified(self, step: int, target, stored):
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), target)
     restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))

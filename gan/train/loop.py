@@ -79,6 +79,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
   checkpointer = Checkpointer(str(workdir), config.keep_checkpoints,
                               every_steps=config.checkpoint_every_steps,
                               every_seconds=config.checkpoint_every_secs or None,
+                              upgrades=family.checkpoint_upgrades(model),
                               **evaluation.keep_best())
   restored, _ = checkpointer.restore_latest(state)  # sets aside damaged checkpoints
   if restored is not None:

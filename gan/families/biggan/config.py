@@ -43,7 +43,7 @@ def biggan_defaults() -> ml_collections.ConfigDict:
   c.train.adam_eps = 1e-6
   c.train.ortho_reg = 1e-4      # paper's beta; the reference code's update equals beta / 2
   c.train.ema_decay = 0.9999
-  c.train.ema_start = 20_000    # before this step the EMA copies G
+  c.train.ema_start = 20_000    # G updates 1..ema_start-1 copy G into the EMA; it decays from this one on
   # D-step / accumulation loops: 'auto' unrolls on CPU (XLA:CPU is ~30x slower on
   # convolutions inside loops), lax.scan elsewhere; or 'true' / 'false'.
   c.train.unroll_loops = "auto"

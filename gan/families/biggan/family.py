@@ -14,7 +14,7 @@ from gan.data.pipeline import Pipeline, create_source
 from gan.data.shapes import CLASS_NAMES
 from gan.families import interface
 from gan.families.biggan import config as biggan_config
-from gan.families.biggan import sampling, state, step
+from gan.families.biggan import sampling, state, step, upgrades
 from gan.images import make_grid
 
 
@@ -147,6 +147,9 @@ class BigGAN(interface.Family):
 
   def sampler(self, model, config) -> BigGANSampler:
     return BigGANSampler(model, config)
+
+  def checkpoint_upgrades(self, model):
+    return [upgrades.feature_space_embed_u()]
 
   def eval_generator(self, model, config, train_state, images_shown: int,
                      truncation: float | None) -> interface.EvalGenerator:

@@ -25,8 +25,16 @@ Dtype = Any
 orthogonal_init = nn.initializers.orthogonal()
 
 
+def fan_in_uniform(fan_in: int):
+  """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default bias init for Linear and
+  Conv2d, which the reference keeps (its G_init/D_init re-initialise weights only)."""
+  bound = 1.0 / max(fan_in, 1) ** 0.5
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
 def _normalize(x: jax.Array, eps: float) -> jax.Array:
-  return x / (jnp.linalg.norm(x) + eps)
+  """x / max(||x||, eps), as torch.nn.functional.normalize (the reference's)."""
+  return x / jnp.maximum(jnp.linalg.norm(x), eps)
 
 
 def power_iteration(w_mat: jax.Array, u: jax.Array, eps: float,
@@ -39,7 +47,7 @@ def power_iteration(w_mat: jax.Array, u: jax.Array, eps: float,
   v = jax.lax.stop_gradient(_normalize(w_mat @ u, eps))
   wt_v = w_mat.T @ v
   new_u = jax.lax.stop_gradient(_normalize(wt_v, eps))
-  # sigma = u'^T W^T v = ||W^T v|| up to eps; keep the bilinear form so the
+  # sigma = u'^T W^T v = ||W^T v|| (for ||W^T v|| >= eps); keep the bilinear form so the
   # gradient is the classic u v^T outer product.
   sigma = jnp.dot(new_u, wt_v)
   return sigma, new_u
@@ -75,7 +83,8 @@ class SNDense(nn.Module):
     kernel = spectral_normalize(self, kernel, update_stats, self.eps)
     y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+      bias = self.param("bias", fan_in_uniform(x.shape[-1]), (self.features,), jnp.float32)
+      y = y + bias.astype(self.dtype)
     return y
 
 
@@ -99,15 +108,20 @@ class SNConv(nn.Module):
         x.astype(self.dtype), kernel.astype(self.dtype), window_strides=(1, 1),
         padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+      bias = self.param("bias", fan_in_uniform(k * k * x.shape[-1]), (self.features,),
+                        jnp.float32)
+      y = y + bias.astype(self.dtype)
     return y
 
 
 class SNEmbed(nn.Module):
   """Class embedding with a spectrally normalised table.  labels (N,) -> (N, features).
 
-  The table (num_classes, features) is normalised like a dense kernel mapping a
-  one-hot class vector to features (the projection discriminator's embedding).
+  The table (num_classes, features) has the same sigma as a dense kernel mapping a
+  one-hot class vector to features. Its u lives in class space (num_classes,),
+  as in the reference's SNEmbedding (whose W is the table itself, rows = classes):
+  the power iteration runs on the transposed table, so one step from the same u
+  gives the reference's u and sigma exactly.
   """
   num_classes: int
   features: int
@@ -117,5 +131,5 @@ class SNEmbed(nn.Module):
   @nn.compact
   def __call__(self, labels: jax.Array, update_stats: bool) -> jax.Array:
     table = self.param("embedding", orthogonal_init, (self.num_classes, self.features), jnp.float32)
-    table = spectral_normalize(self, table, update_stats, self.eps)
+    table = spectral_normalize(self, table.T, update_stats, self.eps).T
     return jnp.take(table, labels, axis=0).astype(self.dtype)

@@ -158,8 +158,9 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: Mesh) -> 
     d_keys = jax.random.split(d_key, t.d_steps)
     state, d_metrics = loop(d_update, state, (batch["image"], batch["label"], d_keys), unroll)
     state, g_metrics = g_update(state, g_key)
-    # Before ema_start the EMA tracks the live weights exactly (decay 0).
-    decay = jnp.where(state.step >= t.ema_start, t.ema_decay, 0.0)
+    # Update number state.step + 1 (1-based, the reference's itr): before ema_start
+    # the EMA tracks the live weights exactly (decay 0); from it on, it decays.
+    decay = jnp.where(state.step + 1 >= t.ema_start, t.ema_decay, 0.0)
     state = state.replace(
         step=state.step + 1,
         ema_params=kit.ema_update(state.ema_params, state.g_params, decay),
