@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.parity.names import initial_reference_arrays, our_arrays  # noqa: E402
 from benchmarks.parity.ours import Ours, load_config  # noqa: E402
 from benchmarks.parity.reference import Reference  # noqa: E402
+from gan.families.biggan.architectures import get_architecture  # noqa: E402
 
 GROUPS = {
     "G params": lambda k: k.startswith("G.") and ".opt." not in k and _is_param(k),
@@ -118,7 +119,7 @@ def main(argv=None):
 
   config = load_config(args.config, args.set)
   ours = Ours(config)
-  channels0 = 4 * config.model.ch if config.model.resolution == 32 else 16 * config.model.ch
+  channels0 = get_architecture(config.model.resolution).g_channels[0] * config.model.ch
   start = initial_reference_arrays(ours.state, channels0)
   refs = {"float32": Reference(args.reference, config, "float32"),
           "float64": Reference(args.reference, config, "float64")}

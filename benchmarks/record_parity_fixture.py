@@ -29,6 +29,7 @@ from benchmarks.parity.names import (initial_reference_arrays, our_flat,  # noqa
                                      reference_as_ours, reference_key)
 from benchmarks.parity.ours import Ours  # noqa: E402
 from benchmarks.parity.reference import Reference  # noqa: E402
+from gan.families.biggan.architectures import get_architecture  # noqa: E402
 
 OUT = os.path.join(REPO, "tests", "fixtures", "reference_parity")
 # Applied to tests/conftest.py's tiny_config(); the test reads them from fixture.json.
@@ -67,7 +68,7 @@ def main(argv=None):
 
   config = tiny_parity_config()
   ours = Ours(config)
-  channels0 = 4 * config.model.ch
+  channels0 = get_architecture(config.model.resolution).g_channels[0] * config.model.ch
   init = our_flat(ours.state)
   refs = {d: Reference(args.reference, config, d) for d in ("float32", "float64")}
   for ref in refs.values():

@@ -56,58 +56,23 @@ import time
 from typing import Sequence
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 from orbax.checkpoint import checkpoint_managers as policies
 
 from gan.train import integrity
+# The error types are part of this module's interface (gan.main, gan.evaluate, tests).
+from gan.train.checkpoint_layout import (CheckpointMismatchError,  # noqa: F401
+                                         CheckpointNotWrittenError, CorruptCheckpointError,
+                                         NoRestorableCheckpointError, describe_mismatch,
+                                         leaf_shapes, listed)
 
 # Orbax and tensorstore report write failures as OSError, or wrapped in these.
 _SAVE_ERRORS = (OSError, ValueError, RuntimeError)
-_MAX_LISTED = 10
 CORRUPT_DIR = "corrupt"  # under checkpoints/: damaged checkpoints, set aside
 _INTEGRITY_KEY = "gan_integrity"  # in orbax's per-step custom metadata,
 _STEP_METADATA_FILE = "_CHECKPOINT_METADATA"  # which orbax writes into every step folder
-
-
-class CheckpointMismatchError(ValueError):
-  """The checkpoint was written by a run with a different architecture."""
-
-
-class CorruptCheckpointError(RuntimeError):
-  """A checkpoint's data is damaged: bad checksums, NaN/Inf, unreadable metadata."""
-
-
-class NoRestorableCheckpointError(RuntimeError):
-  """Checkpoints exist but none of them could be restored."""
-
-
-class CheckpointNotWrittenError(RuntimeError):
-  """A run ended (finished or preempted) without its final state on disk."""
-
-
-def leaf_shapes(tree) -> dict[str, tuple]:
-  """{'g_params/block0/conv1/kernel': shape, ...} of arrays or orbax ArrayMetadata."""
-  leaves = jax.tree.leaves(tree)
-  return {path: tuple(getattr(leaf, "shape", np.shape(leaf)))
-          for path, leaf in zip(integrity.leaf_paths(tree), leaves)}
-
-
-def _listed(lines: list[str]) -> list[str]:
-  extra = len(lines) - _MAX_LISTED
-  return lines[:_MAX_LISTED] + ([f"... and {extra} more"] if extra > 0 else [])
-
-
-def describe_mismatch(saved: dict[str, tuple], wanted: dict[str, tuple]) -> list[str]:
-  """One line per differing leaf: shape mismatches, then missing, then unexpected paths."""
-  shapes = [f"{p}: checkpoint {saved[p]} vs config {wanted[p]}"
-            for p in sorted(saved.keys() & wanted.keys()) if saved[p] != wanted[p]]
-  missing = [f"{p}: missing from the checkpoint" for p in sorted(wanted.keys() - saved.keys())]
-  unexpected = [f"{p}: in the checkpoint but not in the config"
-                for p in sorted(saved.keys() - wanted.keys())]
-  return _listed(shapes) + _listed(missing) + _listed(unexpected)
 
 
 def _save_error_reason(error: BaseException) -> str:
@@ -259,7 +224,7 @@ class Checkpointer:
     problems = integrity.problems(restored, stored)  # the same on every process: global sums
     if problems:
       raise CorruptCheckpointError(
-          f"{len(problems)} array(s) damaged: " + "; ".join(_listed(problems)))
+          f"{len(problems)} array(s) damaged: " + "; ".join(listed(problems)))
     if stored is None:
       logging.warning("Checkpoint step %d in %s has no checksum record (written by an older "
                       "version): only checked for NaN/Inf.", step, self.step_directory(step))
