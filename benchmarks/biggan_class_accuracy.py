@@ -57,9 +57,11 @@ def classify(images: np.ndarray) -> np.ndarray:
   return np.concatenate(out)
 
 
-def run_ours(config_path: str, seed: int, steps: int, workdir: str) -> dict:
+def run_ours(config_path: str, overrides: list[str], seed: int, steps: int,
+             workdir: str) -> dict:
   """Trains with gan.main; {step: class accuracy} from the run's own evaluations."""
   cmd = [sys.executable, "-m", "gan.main", f"--config={config_path}", f"--workdir={workdir}",
+         *[f"--config.{item}" for item in overrides],
          f"--config.seed={seed}", f"--config.train.num_steps={steps}"]
   start = time.perf_counter()
   subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
@@ -96,7 +98,7 @@ def run_reference(reference: str, config, seed: int, steps: int, num_samples: in
 
 
 def sample_accuracy(ref, seed: int, num_samples: int, n_classes: int) -> dict:
-  """Class accuracy of G_ema's samples with BN in train mode (the reference's default) and eval mode."""
+  """Class accuracy of G_ema's samples, BN in train mode (the reference's default) and eval mode."""
   import torch
   result = {}
   gen = torch.Generator().manual_seed(10_000 + seed)
@@ -119,8 +121,11 @@ def sample_accuracy(ref, seed: int, num_samples: int, n_classes: int) -> dict:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--codebase", choices=["ours", "reference", "both"], default="both")
-  parser.add_argument("--reference", help="a BigGAN-PyTorch checkout (for --codebase=reference/both)")
+  parser.add_argument("--reference",
+                      help="a BigGAN-PyTorch checkout (for --codebase=reference/both)")
   parser.add_argument("--config", default="configs/quickstart.py")
+  parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                      help="a config override for both codebases, e.g. train.g_lr=2e-4")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--steps", type=int, help="G updates (default: the config's num_steps)")
   parser.add_argument("--eval_steps",
@@ -131,12 +136,12 @@ def main(argv=None):
   parser.add_argument("--workdir", help="where our runs go (default: a temporary folder)")
   parser.add_argument("--json", help="write the results here")
   parser.add_argument("--summarize", nargs="+", metavar="JSON",
-                      help="only print the table of earlier --json files (e.g. one run per codebase)")
+                      help="only print the table of earlier --json files (e.g. one per codebase)")
   args = parser.parse_args(argv)
   if args.summarize:
     return summarize_files(args.summarize)
   seeds = [int(s) for s in args.seeds.split(",")]
-  config = load_config(os.path.join(REPO, args.config), [])
+  config = load_config(os.path.join(REPO, args.config), args.set)
   args.steps = args.steps or config.train.num_steps
   eval_steps = ([int(s) for s in args.eval_steps.split(",")] if args.eval_steps else
                 list(range(config.eval.every_steps, args.steps + 1, config.eval.every_steps)))
@@ -144,7 +149,8 @@ def main(argv=None):
   root = args.workdir or tempfile.mkdtemp(prefix="class-accuracy-")
   for seed in seeds:
     if args.codebase in ("ours", "both"):
-      results["ours"][seed] = r = run_ours(args.config, seed, args.steps, f"{root}/ours_seed{seed}")
+      results["ours"][seed] = r = run_ours(args.config, args.set, seed, args.steps,
+                                           f"{root}/ours_seed{seed}")
       print(f"ours seed {seed}: {r}", flush=True)
     if args.codebase in ("reference", "both"):
       config.seed = seed
@@ -186,6 +192,13 @@ def summarize(results: dict, eval_steps: list[int]) -> None:
       cells.append(f"{np.mean(values):.3f} +- {np.std(values):.3f} (n={len(values)})"
                    if values else "-")
     print(f"{name:<26}" + "".join(f"{c:>22}" for c in cells))
+  last = eval_steps[-1]
+  for name, runs, mode in rows:
+    values = {seed: r["class_accuracy"][last] for seed, r in runs.items()
+              if last in r["class_accuracy"]}
+    per_seed = [f"seed {seed} {v if mode is None else v[mode]:.3f}" for seed, v in values.items()]
+    if per_seed:
+      print(f"{name} at step {last}: " + ", ".join(per_seed))
 
 
 if __name__ == "__main__":
