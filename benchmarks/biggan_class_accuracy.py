@@ -94,6 +94,7 @@ def run_reference(reference: str, config, seed: int, steps: int, num_samples: in
     ref.train_fn(x, torch.tensor(labels, dtype=torch.int64))
     if step + 1 in eval_steps:
       out[step + 1] = sample_accuracy(ref, seed, num_samples, n_classes)
+      print(f"reference seed {seed} step {step + 1}: {out[step + 1]}", flush=True)
   return {"seconds": time.perf_counter() - start, "class_accuracy": out}
 
 

@@ -3,7 +3,7 @@
 Needs no download: the dataset is generated procedurally (gan/data/shapes.py).
 Same code path as the ImageNet configs, scaled down: width 16, batch 32, one D
 step per G step, attention at 16x16, EMA (decay 0.99) from step 200. About 17
-minutes on 2 CPU cores (~1 step/s); samples go from noise (step 0) to coloured
+minutes on 2 idle CPU cores (~1 step/s); samples go from noise (step 0) to coloured
 blobs (~400) to the class's shape in each row (~1000: rings, triangles, stripes).
 
 Learning rate: 8e-4 for G and D, 4x the paper's 128x128 D rate. Measured on
