@@ -50,27 +50,33 @@ def benchmark(config, steps: int, warmup: int, images_shown: int = 0) -> dict[st
   batch = host_to_global(mesh, family.host_batch(config, pipeline, phase, 0, images_shown),
                          example_axis=spec.example_axis)
   extras = spec.extras(images_shown)
-  step_fn = jit_train_step(spec.fn, mesh, spec.example_axis, len(extras))
-
-  start = time.perf_counter()
-  compiled = step_fn.lower(state, batch, *extras, jax.random.PRNGKey(0)).compile()
-  compile_s = time.perf_counter() - start
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-
-  times = []
-  for i in range(warmup + steps):
+  variants = {}
+  for variant in ["", *sorted(spec.variants)]:  # StyleGAN2's lazy-regularisation steps
+    step_fn = jit_train_step(spec.fn_of(variant), mesh, spec.example_axis, len(extras))
     start = time.perf_counter()
-    state, metrics = compiled(state, batch, *extras, jax.random.PRNGKey(i))
-    jax.block_until_ready((state, metrics))
-    if i >= warmup:
-      times.append(time.perf_counter() - start)
-  step_s = statistics.median(times)
-  return {"compile_s": compile_s, "step_s": step_s, "phase": phase.label,
-          "images_per_s": phase.examples_per_step / step_s, "flops_per_step": flops,
-          "flops_per_s": flops / step_s, "devices": jax.device_count(),
-          "platform": jax.devices()[0].platform}
+    compiled = step_fn.lower(state, batch, *extras, jax.random.PRNGKey(0)).compile()
+    compile_s = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    times = []
+    for i in range(warmup + steps):
+      start = time.perf_counter()
+      state, metrics = compiled(state, batch, *extras, jax.random.PRNGKey(i))
+      jax.block_until_ready((state, metrics))
+      if i >= warmup:
+        times.append(time.perf_counter() - start)
+    variants[variant] = {"compile_s": compile_s, "step_s": statistics.median(times),
+                         "flops_per_step": flops}
+  # Over a run, each variant runs as often as ``spec.variant`` picks it (1000 steps' mix).
+  mix = [spec.variant(s) for s in range(1000)]
+  step_s = statistics.fmean(variants[v]["step_s"] for v in mix)
+  flops = statistics.fmean(variants[v]["flops_per_step"] for v in mix)
+  return {"compile_s": sum(v["compile_s"] for v in variants.values()), "step_s": step_s,
+          "phase": phase.label, "images_per_s": phase.examples_per_step / step_s,
+          "flops_per_step": flops, "flops_per_s": flops / step_s,
+          "devices": jax.device_count(), "platform": jax.devices()[0].platform,
+          "variants": variants}
 
 
 def main(argv):
@@ -80,6 +86,11 @@ def main(argv):
   m = config.model
   print(f"{m.name} {m.resolution}x{m.resolution}, phase {r['phase']}, on {r['devices']} "
         f"{r['platform']} device(s)")
+  if len(r["variants"]) > 1:
+    for name, v in r["variants"].items():
+      print(f"  step {name or 'plain':<14} {v['step_s'] * 1e3:.1f} ms (median of {_STEPS.value}), "
+            f"{v['flops_per_step'] / 1e9:.2f} GFLOP, compiled in {v['compile_s']:.1f} s")
+    print("  (the figures below average the variants as often as a run takes them)")
   print(f"  compile time        {r['compile_s']:.1f} s")
   print(f"  step time (median)  {r['step_s'] * 1e3:.1f} ms over {_STEPS.value} steps")
   print(f"  images/s            {r['images_per_s']:.1f}")

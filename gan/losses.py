@@ -92,3 +92,15 @@ def gradient_penalty(d_apply, reals: jax.Array, fakes: jax.Array, key: jax.Array
 def drift_penalty(real_scores: jax.Array) -> jax.Array:
   """ProGAN's drift term D(real)^2, shape (N,); keeps scores near 0 (the caller scales by eps)."""
   return jnp.square(real_scores)
+
+
+def r1_penalty(d_apply, reals: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """R1 (Mescheder et al. 2018): (||grad_x D(x)||^2 per real example (N,), D(reals) (N,)).
+
+  d_apply: images (N, H, W, C) -> scores (N,). The gradient is that of sum(D(reals)),
+  as in the official StyleGAN codes (with minibatch stddev an example's gradient
+  also carries the small cross-example terms). The caller scales by gamma / 2.
+  """
+  scores, vjp = jax.vjp(d_apply, reals)
+  (grads,) = vjp(jnp.ones_like(scores))
+  return jnp.sum(jnp.square(grads), axis=tuple(range(1, grads.ndim))), scores

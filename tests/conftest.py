@@ -109,3 +109,53 @@ def subprocess_env(num_devices: int = 1) -> dict:
 
 
 PYTHON = sys.executable
+
+
+def tiny_stylegan2(**train_overrides):
+  """StyleGAN2 at 16x16 (channels 16 and 8), z = w = 16, 2 mapping layers, 10 classes,
+  batch 8; lazy path length every 2 steps and R1 every 4, so 4 steps see every variant."""
+  from gan.families.stylegan.config2 import stylegan2_defaults
+
+  c = stylegan2_defaults()
+  c.model.resolution = 16
+  c.model.z_dim = c.model.w_dim = 16
+  c.model.mapping_layers = 2
+  c.model.channel_base, c.model.channel_max = 128, 16
+  c.data.name, c.data.label_key, c.data.num_classes, c.data.num_examples = (
+      "shapes10", "label", 10, 200)
+  c.train.num_steps, c.train.batch_size = 8, 8
+  c.train.pl_interval, c.train.r1_interval = 2, 4
+  c.train.ema_kimg, c.train.ema_rampup = 0.1, 0.05
+  c.sample.rows, c.sample.cols, c.sample.mixing_resolution = 2, 2, 4
+  c.log_every_steps, c.sample_every_steps, c.checkpoint_every_steps = 2, 100, 4
+  c.keep_checkpoints = 10
+  for key, value in train_overrides.items():
+    c.train[key] = value
+  return c
+
+
+def tiny_stylegan(**train_overrides):
+  """StyleGAN (v1) growing 4x4 -> 8x8 with 16 channels, z = w = 16, 2 mapping layers,
+  10 classes: 4 steps per phase, as tiny_progan."""
+  from gan.families.stylegan.config1 import stylegan_defaults
+
+  c = stylegan_defaults()
+  c.model.resolution = 8
+  c.model.z_dim = c.model.w_dim = 16
+  c.model.mapping_layers = 2
+  c.model.fmap_base, c.model.fmap_max = 64, 16
+  c.data.name, c.data.label_key, c.data.num_classes, c.data.num_examples = (
+      "shapes10", "label", 10, 200)
+  c.schedule.start_resolution = 4
+  c.schedule.fade_images = c.schedule.stable_images = PHASE_IMAGES
+  c.schedule.total_images = PHASE_IMAGES * 3  # stable 4, fade 8, stable 8
+  c.schedule.batch_sizes, c.schedule.learning_rates = "", ""
+  c.schedule.default_batch_size = BATCH
+  c.train.ema_kimg = 0.1
+  c.sample.rows, c.sample.cols, c.sample.mixing_resolution = 2, 2, 4
+  c.sample.truncation_cutoff = 0
+  c.log_every_steps, c.sample_every_steps, c.checkpoint_every_steps = 2, 100, 6
+  c.keep_checkpoints = 10
+  for key, value in train_overrides.items():
+    c.train[key] = value
+  return c

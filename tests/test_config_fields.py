@@ -15,20 +15,17 @@ from gan.config import ConfigError
 from gan.config.rules import Choice, check_fields, flatten
 from gan.config.validate import family_rules
 from gan.families import registry
-from gan.families.biggan.config import biggan_defaults
-from gan.families.progan.config import progan_defaults
 from test_config_and_errors import load_config
 
 CONFIG_NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "configs",
                                                                               "*.py")))
 
 
-BIGGAN_FIELDS = family_rules(registry.get("biggan"))
-PROGAN_FIELDS = family_rules(registry.get("progan"))
+FIELDS = {name: family_rules(registry.get(name)) for name in registry.names()}
 
 
 def rules_for(config) -> dict:
-  return PROGAN_FIELDS if config.model.name == "progan" else BIGGAN_FIELDS
+  return FIELDS[config.model.name]
 
 
 def with_value(config, path: str, value) -> ml_collections.ConfigDict:
@@ -60,9 +57,9 @@ def error(config, num_devices: int = 1) -> str:
 
 # --- every field has a rule -------------------------------------------------------------------
 
-@pytest.mark.parametrize("defaults, rules", [(biggan_defaults, BIGGAN_FIELDS),
-                                             (progan_defaults, PROGAN_FIELDS)])
-def test_every_default_field_has_a_rule_and_every_rule_a_field(defaults, rules):
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_every_default_field_has_a_rule_and_every_rule_a_field(name):
+  defaults, rules = registry.get(name).defaults, FIELDS[name]
   fields = set(flatten(defaults()))
   assert sorted(fields - set(rules)) == [], "give the new fields a rule (the family's config.py)"
   assert sorted(set(rules) - fields) == [], "rules for fields the defaults do not have"
@@ -81,30 +78,32 @@ def test_shipped_configs_are_valid_on_8_devices(name):
 
 
 def test_shipped_configs_include_both_models():
-  assert {load_config(name).model.name for name in CONFIG_NAMES} == {"biggan", "progan"}
+  assert {load_config(name).model.name for name in CONFIG_NAMES} == set(registry.names())
 
 
 # --- every rule is enforced (cases generated from the tables) ---------------------------------
 
 def _cases():
-  bases = (("biggan", BIGGAN_FIELDS), ("progan", PROGAN_FIELDS))
   return [pytest.param(model, path, value, id=f"{model}-{path}-{value!r}")
-          for model, rules in bases for path, rule in rules.items()
+          for model, rules in FIELDS.items() for path, rule in rules.items()
           for value in rule.invalid_examples()]
 
 
-BASES = {"biggan": tiny_config, "progan": lambda: load_config("progan_quickstart")}
+BASES = {"biggan": tiny_config, "progan": lambda: load_config("progan_quickstart"),
+         "stylegan": lambda: load_config("stylegan_quickstart"),
+         "stylegan2": lambda: load_config("stylegan2_quickstart")}
 
 
 def test_the_generated_cases_start_from_valid_configs():
   for base in BASES.values():
     validate(base(), num_devices=1)
-  assert len(_cases()) > 3 * (len(BIGGAN_FIELDS) + len(PROGAN_FIELDS))
+  assert BASES.keys() == FIELDS.keys()
+  assert len(_cases()) > 3 * sum(len(rules) for rules in FIELDS.values())
 
 
 @pytest.mark.parametrize("model, path, value", _cases())
 def test_invalid_value_is_reported_with_its_path(model, path, value):
-  rule = (BIGGAN_FIELDS if model == "biggan" else PROGAN_FIELDS)[path]
+  rule = FIELDS[model][path]
   assert rule.check(value) is not None
   msg = error(with_value(BASES[model](), path, value))
   assert f"config.{path}={value!r}: " in msg
@@ -112,8 +111,9 @@ def test_invalid_value_is_reported_with_its_path(model, path, value):
     assert str(list(rule.values)) in msg
 
 
-@pytest.mark.parametrize("model, rules", [("biggan", BIGGAN_FIELDS), ("progan", PROGAN_FIELDS)])
-def test_every_missing_field_is_reported(model, rules):
+@pytest.mark.parametrize("model", sorted(FIELDS))
+def test_every_missing_field_is_reported(model):
+  rules = FIELDS[model]
   defaults = registry.get(model).defaults_name
   for path in rules:
     msg = error(without(BASES[model](), path))
@@ -191,7 +191,7 @@ def test_misspelt_model_name_lists_the_registered_families():
   c = load_config("progan_quickstart")
   c.model.name = "pro_gan"
   assert error(c) == ("config.model.name='pro_gan': not a registered family; registered: "
-                      "biggan, progan. Did you mean 'progan'?")
+                      "biggan, progan, stylegan, stylegan2. Did you mean 'progan'?")
 
 
 def test_progan_batches_and_channels_are_checked_across_fields():

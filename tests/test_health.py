@@ -8,7 +8,7 @@ from absl import logging
 from conftest import BATCH, tiny_config, tiny_progan, train
 from gan.families.progan import step as progan_step
 from gan.train.health import NonFiniteError
-from gan.families.progan.schedule import Schedule
+from gan.growth.schedule import Schedule
 from gan.train.sharding import make_mesh
 
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from gan.data import image_ops
-from gan.families.progan.reals import blend_fade_in
+from gan.growth.reals import blend_fade_in
 
 
 def triangle_resize(image: np.ndarray, size: int) -> np.ndarray:

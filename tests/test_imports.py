@@ -65,6 +65,7 @@ FAMILY_MAY_IMPORT = (
     "gan.losses",
     "gan.images",
     "gan.data.*",  # the data modules (not the gan.data package __init__)
+    "gan.growth",  # progressive growing, shared by ProGAN and StyleGAN v1
 )
 
 # Rule 3, the other way round: what a family must never import, even if

@@ -11,7 +11,7 @@ import tiny_progan_config
 from conftest import BATCH, PYTHON, REPO, subprocess_env
 from gan.families.progan import step as progan_step
 from gan.train.checkpointing import Checkpointer
-from gan.families.progan.schedule import Schedule
+from gan.growth.schedule import Schedule
 from test_main import TINY
 
 

@@ -5,7 +5,7 @@ import math
 import ml_collections
 import pytest
 
-from gan.families.progan.schedule import FADE, STABLE, Schedule, parse_resolution_map
+from gan.growth.schedule import FADE, STABLE, Schedule, parse_resolution_map
 
 BATCH_SIZES = {4: 512, 8: 256, 16: 128, 32: 64}
 TOTAL = 12_000_000

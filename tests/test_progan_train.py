@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import BATCH, PHASE_IMAGES, tiny_progan, train
-from gan.families.progan.schedule import Schedule
+from gan.growth.schedule import Schedule
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,15 @@ class TrainStep:
   fn: StepFn
   example_axis: int
   extras: Callable[[int], tuple] = lambda images_shown: ()
+  # Steps of one phase that compute different things (StyleGAN2's lazy regularisation
+  # adds path length every 4th step and R1 every 16th): ``variant(step)`` names the
+  # variant a step runs, ``variants[name]`` is its function (same inputs as ``fn``; its
+  # metrics may add keys); "" is ``fn``. The loop compiles each variant once.
+  variants: dict = dataclasses.field(default_factory=dict)
+  variant: Callable[[int], str] = lambda step: ""
+
+  def fn_of(self, variant: str) -> StepFn:
+    return self.variants[variant] if variant else self.fn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +122,10 @@ class Sampler(abc.ABC):
   @abc.abstractmethod
   def grid(self, state: Pytree, phase: Phase, step: int, images_shown: int) -> Grid:
     """The sample grid of ``state`` (EMA weights, fixed latents)."""
+
+  def grids(self, state: Pytree, phase: Phase, step: int, images_shown: int) -> list[Grid]:
+    """Every grid written at a sample step: ``grid`` and any others (StyleGAN's style mixing)."""
+    return [self.grid(state, phase, step, images_shown)]
 
 
 @dataclasses.dataclass(frozen=True)

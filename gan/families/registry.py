@@ -13,6 +13,8 @@ from gan.config import ConfigError
 _MODULES = {  # name -> the module that defines FAMILY
     "biggan": "gan.families.biggan.family",
     "progan": "gan.families.progan.family",
+    "stylegan": "gan.families.stylegan.family1",
+    "stylegan2": "gan.families.stylegan.family2",
 }
 
 

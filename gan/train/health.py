@@ -25,7 +25,9 @@ import jax.numpy as jnp
 from absl import logging
 
 MAX_ROLLBACKS = 3  # then the 'rollback' policy stops, as 'stop' would
-QUANTITIES = ("d_loss", "d_grad_norm", "g_loss", "g_grad_norm")
+# What guard checks; the last two only in steps that compute them (StyleGAN2's lazy
+# regularisation steps), so a non-finite regulariser never reaches the state either.
+QUANTITIES = ("d_loss", "d_grad_norm", "g_loss", "g_grad_norm", "pl_grad_norm", "r1_grad_norm")
 
 
 class NonFiniteError(RuntimeError):
@@ -51,7 +53,8 @@ def guard(old_state, new_state, metrics: dict, step: jax.Array):
   those and the health counters are the only fields taken from it when the
   update is skipped.
   """
-  finite = jnp.stack([jnp.all(jnp.isfinite(metrics[name])) for name in QUANTITIES])
+  finite = jnp.stack([jnp.all(jnp.isfinite(metrics[name])) if name in metrics else True
+                      for name in QUANTITIES])
   ok = jnp.all(finite)
   # lax.cond, not a select per leaf: with jnp.where the EMA of G's BN statistics
   # differed from the statistics by 1 ulp before ema_start (XLA fused the two

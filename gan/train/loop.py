@@ -17,7 +17,6 @@ import json
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 from absl import logging
 
@@ -104,8 +103,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
 
   def write_grid(grid_phase) -> None:
     nonlocal last_grid
-    grid = sampler.grid(state, grid_phase, step, images)  # on every process: a collective
-    outputs.save_grid(grid.file_name, grid.image, grid.tag, step)
+    for grid in sampler.grids(state, grid_phase, step, images):  # every process: a collective
+      outputs.save_grid(grid.file_name, grid.image, grid.tag, step)
     last_grid = step
 
   attempted = {checkpointer.latest_step()}
@@ -130,7 +129,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
   state_phase = family.state_phase(state)
   specs, compiled = {}, {}
   batches = data_pipeline.prefetch(_batches(family, config, pipeline, step, images))
-  sums, window = None, (time.perf_counter(), 0, 0)  # start, steps, images
+  sums = {}  # metric -> (sum, steps) since the last log line
+  window = (time.perf_counter(), 0, 0)  # start, steps, images
   watcher = PreemptionWatcher(check_every=config.log_every_steps)
   rollbacks = 0
   while not family.finished(config, step, images):
@@ -146,28 +146,35 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
     batch = host_to_global(mesh, local_batch, example_axis=spec.example_axis)
     extras = spec.extras(images)
     rng = jax.random.fold_in(state.rng, step)
-    if phase.index not in compiled:
+    variant = spec.variant(step)
+    key = (phase.index, variant)
+    if key not in compiled:
       start = time.perf_counter()
-      compiled[phase.index] = jit_train_step(spec.fn, mesh, spec.example_axis, len(extras)).lower(
-          state, batch, *extras, rng).compile()
+      compiled[key] = jit_train_step(spec.fn_of(variant), mesh, spec.example_axis,
+                                     len(extras)).lower(state, batch, *extras, rng).compile()
       seconds = time.perf_counter() - start
-      logging.info("Compiled the step of phase %d (%s) in %.1f s.", phase.index, phase.label,
-                   seconds)
+      logging.info("Compiled the step of phase %d (%s%s) in %.1f s.", phase.index, phase.label,
+                   f", {variant}" if variant else "", seconds)
       outputs.write_scalars(step, {"compile_seconds": seconds})
       if history is not None:
-        history.append({"compiled_phase": phase.index, "seconds": seconds})
+        history.append({"compiled_phase": phase.index, "seconds": seconds,
+                        **({"variant": variant} if variant else {})})
       window = (time.perf_counter(), 0, 0)
       progress.restart_window(time.monotonic(), step, images)
     if history is not None:
       history.append({"step": step, "images_shown": images, "phase": phase.index,
+                      **({"variant": variant} if variant else {}),
                       **family.step_record(phase, images)})
-    state, metrics = compiled[phase.index](state, batch, *extras, rng)
+    state, metrics = compiled[key](state, batch, *extras, rng)
     step, images = step + 1, images + phase.examples_per_step
-    sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+    # Per key: a metric that only some variants compute is the mean over the steps that did.
+    for name, value in metrics.items():
+      total, count = sums.get(name, (0, 0))
+      sums[name] = (value + total, count + 1)
     window = (window[0], window[1] + 1, window[2] + phase.examples_per_step)
     if step % config.log_every_steps == 0 or family.finished(config, step, images):
       elapsed = time.perf_counter() - window[0]
-      means = {k: float(v) / window[1] for k, v in jax.device_get(sums).items()}
+      means = {k: float(total) / count for k, (total, count) in jax.device_get(sums).items()}
       status = jax.device_get(state.health)  # read only here: no extra sync per step
       line, progress_scalars = progress.update(step, images, time.monotonic())
       logging.info("%s", line)
@@ -175,7 +182,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
           **means, **health.log_fields(status), **phase.log_fields, **progress_scalars,
           "kimg": images / 1e3, "steps_per_sec": window[1] / elapsed,
           "images_per_sec": window[2] / elapsed})
-      sums, window = None, (time.perf_counter(), 0, 0)
+      sums, window = {}, (time.perf_counter(), 0, 0)
       restored, rollbacks = health.enforce(status, config.train, checkpointer, state, rollbacks,
                                            step)
       if restored is not None:
@@ -207,7 +214,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, family, history: list
       evaluate()
     save_checkpoint()
   outputs.write_text("compiles.json", json.dumps(
-      {str(k): phases[k].label for k in sorted(compiled)}, indent=2))
+      {f"{index} {variant}".strip(): f"{phases[index].label} {variant}".strip()
+       for index, variant in sorted(compiled)}, indent=2))
   watcher.restore_handlers()
   outputs.close()
   checkpointer.finish(step)  # raises if the last state is not on disk

@@ -9,9 +9,8 @@ gan.config.run.add_run_fields.
 import ml_collections
 
 from gan.config.rules import ADAM_FIELDS, COUNT, RATE, RESOLUTION, Bool, Choice, Float, Int
-from gan.config.rules import OneOf, Text
 from gan.config.run import add_run_fields, data_fields
-from gan.families.progan.schedule import Schedule, parse_resolution_map
+from gan.growth.config import check_schedule, largest_batch, schedule_rules
 
 
 def progan_defaults() -> ml_collections.ConfigDict:
@@ -31,7 +30,7 @@ def progan_defaults() -> ml_collections.ConfigDict:
   # Unconditional: labels are not read. The official CelebA-HQ run mirrors (random_flip).
   c.data = data_fields("celeb_a_hq/1024", label_key="", num_classes=1)
 
-  # Counted in real images shown to D, not in steps (see gan/families/progan/schedule.py).
+  # Counted in real images shown to D, not in steps (see gan/growth/schedule.py).
   c.schedule = ml_collections.ConfigDict()
   c.schedule.start_resolution = 4
   c.schedule.fade_images = 600_000
@@ -66,11 +65,9 @@ def progan_defaults() -> ml_collections.ConfigDict:
 def field_rules() -> dict:
   """{path: rule} of ProGAN's fields, beyond gan.config.run.RUN_FIELDS."""
   from gan.losses import LOSSES  # imports jax: only when validating
-  # A phase length in images: an int, or per resolution in a str field.
-  length = OneOf(COUNT, Text(lambda t: parse_resolution_map(t, int) if ":" in t else int(t),
-                             "8:600000,16:800000", "8=600000"))
   return {
       **ADAM_FIELDS,
+      **schedule_rules(),
       "model.resolution": RESOLUTION,
       "model.latent_dim": COUNT,
       "model.fmap_base": COUNT,
@@ -78,21 +75,10 @@ def field_rules() -> dict:
       "model.fmap_decay": Float(min=0),
       "model.mbstd_group_size": Int(min=0),
       "model.normalize_latents": Bool(),
-      "schedule.start_resolution": RESOLUTION,
-      "schedule.fade_images": length,
-      "schedule.stable_images": length,
-      "schedule.total_images": COUNT,
-      "schedule.batch_sizes": Text(lambda t: parse_resolution_map(t, int), "4:512,8:256", "4=512"),
-      "schedule.default_batch_size": COUNT,
-      "schedule.learning_rates": Text(lambda t: parse_resolution_map(t, float),
-                                      "128:1.5e-3,256:2e-3", "128:fast"),
-      "train.lr": RATE,
       "train.loss": Choice(*LOSSES),
       "train.gp_weight": Float(min=0),
       "train.gp_target": RATE,
       "train.drift": Float(min=0),
-      "train.reset_optimizer": Bool(),
-      "train.max_steps": Int(min=0),
       "sample.rows": COUNT,
       "sample.cols": COUNT,
   }
@@ -110,50 +96,12 @@ def check(config: ml_collections.ConfigDict, num_devices: int, num_processes: in
       errors.append(f"config.model.fmap_base={m.fmap_base} with fmap_decay={m.fmap_decay} leaves "
                     f"{channels} channels at {m.resolution}x{m.resolution}; raise fmap_base or "
                     "lower fmap_decay.")
-  if valid(*_schedule_fields()):
-    try:
-      schedule = Schedule.from_config(config)
-    except ValueError as e:
-      errors.append(f"config.schedule: {e}")
-    else:
-      resolutions = {}  # batch size -> the resolutions that use it
-      for phase in schedule.phases:
-        resolutions.setdefault(phase.batch_size, {})[phase.resolution] = None
-      group_size = m.mbstd_group_size if valid("model.mbstd_group_size") else 0
-      for batch, where in resolutions.items():
-        where = ", ".join(f"{r}x{r}" for r in where)
-        for count, what in ((num_devices, "devices"), (num_processes, "processes")):
-          if batch % count:
-            errors.append(f"batch {batch} (at {where}) is not divisible by the {count} {what}; "
-                          f"use a multiple of {count} in config.schedule.batch_sizes or "
-                          "default_batch_size.")
-        group = min(group_size, batch)
-        if group > 1 and batch % group:
-          errors.append(f"batch {batch} (at {where}) is not divisible by the minibatch-stddev "
-                        f"group size {group}; change config.model.mbstd_group_size or the batch.")
+  group_size = m.mbstd_group_size if valid("model.mbstd_group_size") else 0
+  errors += check_schedule(config, num_devices, num_processes, valid, group_size)
   return errors
-
-
-_SCHEDULE_FIELDS = ("model.resolution", "train.lr", "schedule.start_resolution",
-                    "schedule.fade_images", "schedule.stable_images", "schedule.total_images",
-                    "schedule.batch_sizes", "schedule.default_batch_size",
-                    "schedule.learning_rates")
-
-
-def _schedule_fields() -> tuple[str, ...]:
-  return _SCHEDULE_FIELDS
 
 
 def largest_step_input(config: ml_collections.ConfigDict, valid) -> tuple[int, str] | None:
   """(the largest batch of the schedule, where it is used); the source is read at the
   final resolution and box-filtered down."""
-  if not valid(*_schedule_fields()):
-    return None
-  try:
-    schedule = Schedule.from_config(config)
-  except ValueError:
-    return None  # reported by check
-  largest = max(schedule.phases, key=lambda phase: phase.batch_size)
-  where = sorted({p.resolution for p in schedule.phases if p.batch_size == largest.batch_size})
-  return largest.batch_size, (f"the batch {largest.batch_size} at "
-                              f"{', '.join(f'{r}x{r}' for r in where)}")
+  return largest_batch(config, valid)

@@ -1,11 +1,8 @@
 """ProGAN as a family of the one training loop (gan/families/interface.py).
 
-Its phases come from the growth schedule (gan/families/progan/schedule.py),
-counted in real images shown: one compiled step per (resolution, fade or
-stable), over one parameter tree that holds every resolution's layers. A
-step reads its batch at the phase's resolution (box-filtered from the
-dataset's) and takes alpha as a traced input, so one compiled step serves a
-whole fade. Entering a phase resets both Adam states (config.train.reset_optimizer).
+Its phases come from the growth schedule (gan/growth/: one compiled step per
+(resolution, fade or stable) over one parameter tree, alpha traced, Adam reset
+per phase); this module adds ProGAN's networks, state, step and grids.
 """
 
 import functools
@@ -14,40 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan.data.pipeline import Pipeline
 from gan.families import interface
 from gan.families.progan import config as progan_config
 from gan.families.progan import step as progan_step
-from gan.families.progan.schedule import Schedule
+from gan.growth.family import GrowingFamily, grid_alpha, schedule_of
 from gan.images import make_grid
-
-
-_cache: list = [None, None]  # (config, its Schedule): phase_at runs every step
-
-
-def schedule_of(config) -> Schedule:
-  """The growth schedule of ``config`` (built once per config object)."""
-  if _cache[0] is not config:
-    _cache[:] = [config, Schedule.from_config(config)]
-  return _cache[1]
-
-
-def make_pipeline(source, config, process_index: int = 0, process_count: int = 1) -> Pipeline:
-  """Batches are whole (no micro-batching); each process reads its share of each."""
-  pipeline = Pipeline(source, seed=config.seed, micro_batch=process_count,
-                      random_flip=config.data.random_flip, process_index=process_index,
-                      process_count=process_count)
-  largest = max(schedule_of(config).phases, key=lambda phase: phase.batch_size)
-  pipeline.require_examples(largest.batch_size, f"the batch {largest.batch_size} at "
-                            f"{largest.resolution}x{largest.resolution}")
-  return pipeline
-
-
-def _phase(schedule_phase) -> interface.Phase:
-  p = schedule_phase
-  return interface.Phase(index=p.index, label=f"{p.resolution}x{p.resolution} {p.kind}",
-                         examples_per_step=p.batch_size, detail=p,
-                         log_fields={"resolution": p.resolution, "batch_size": p.batch_size})
 
 
 class ProGANSampler(interface.Sampler):
@@ -55,15 +23,14 @@ class ProGANSampler(interface.Sampler):
 
   def __init__(self, gan: progan_step.Progan, config):
     s = config.sample
-    self.schedule, self.rows = schedule_of(config), s.rows
+    self.config, self.rows = config, s.rows
     self.z = jax.random.normal(jax.random.PRNGKey(config.seed + 1), (s.rows * s.cols,
                                                                       gan.latent_dim))
     self.sample = progan_step.sample_fn(gan)
 
   def grid(self, state, phase, step: int, images_shown: int) -> interface.Grid:
     p = phase.detail
-    # The last image shown so far: a grid closing a fade shows its end, alpha near 1.
-    alpha = self.schedule.alpha(max(images_shown - 1, 0)) if p.fading else None
+    alpha = grid_alpha(self.config, phase, images_shown)
     images = self.sample(state.ema_params, self.z, p.resolution,
                          None if alpha is None else jnp.float32(alpha))
     mixing = f", alpha {alpha:.3f}" if alpha is not None else ""
@@ -92,7 +59,7 @@ def _eval_fn(generator, latent_dim: int, resolution: int, fading: bool, final_re
   return generate
 
 
-class ProGAN(interface.Family):
+class ProGAN(GrowingFamily):
   name = "progan"
   defaults_name = "gan.families.progan.config.progan_defaults()"
   conditional = False
@@ -104,60 +71,18 @@ class ProGAN(interface.Family):
   def describe(self, config) -> str:
     return "ProGAN schedule:\n" + schedule_of(config).describe()
 
-  def make_pipeline(self, source, config, process_index: int, process_count: int) -> Pipeline:
-    return make_pipeline(source, config, process_index, process_count)
-
   def build(self, config) -> progan_step.Progan:
     return progan_step.build_progan(config)
 
   def init_state(self, model, config):
     return progan_step.init_state(model, config.seed, schedule_of(config).phases[0])
 
-  def phases(self, config):
-    return [_phase(p) for p in schedule_of(config).phases]
-
-  def phase_at(self, config, step_index: int, images_shown: int) -> interface.Phase:
-    return _phase(schedule_of(config).phase_at(images_shown))
-
-  def images_shown(self, config, state) -> int:
-    return int(state.images_shown)
-
-  def finished(self, config, step_index: int, images_shown: int) -> bool:
-    max_steps = config.train.max_steps
-    return (images_shown >= config.schedule.total_images
-            or 0 < max_steps <= step_index)
-
-  def total_steps(self, config) -> int:
-    return self.phase_spans(config)[-1][2]
-
-  def phase_spans(self, config) -> list[tuple[str, int, int]]:
-    spans = [(_phase(p).label, start, end)
-             for p, start, end in schedule_of(config).step_spans()]
-    max_steps = config.train.max_steps
-    if max_steps > 0:  # the run stops early: its spans end there
-      spans = [(label, start, min(end, max_steps)) for label, start, end in spans
-               if start < max_steps]
-    return spans
-
-  def state_phase(self, state) -> int:
-    return int(state.opt_phase)
-
-  def enter_phase(self, model, state, phase):
-    if not model.config.train.reset_optimizer:
-      return state.replace(opt_phase=jnp.asarray(phase.index, jnp.int32))
-    return _reset(model, phase.index)(state)
+  def reset_optimizers(self, model, state, schedule_phase):
+    return progan_step.reset_optimizers(model, state, schedule_phase)
 
   def train_step(self, model, config, phase, mesh) -> interface.TrainStep:
-    schedule = schedule_of(config)
-    return interface.TrainStep(
-        fn=progan_step.make_train_step(model, phase.detail, mesh), example_axis=0,
-        extras=lambda images_shown: (jnp.float32(schedule.alpha(images_shown)),))
-
-  def host_batch(self, config, pipeline, phase, step_index: int, images_shown: int):
-    """uint8 (local batch, r, r, 3) at the phase's resolution r."""
-    p = phase.detail
-    positions = pipeline.host_positions(images_shown, p.batch_size)
-    return pipeline.examples(positions, resolution=p.resolution)["image"]
+    return interface.TrainStep(fn=progan_step.make_train_step(model, phase.detail, mesh),
+                               example_axis=0, extras=self.alpha_extras(config))
 
   def sampler(self, model, config) -> ProGANSampler:
     return ProGANSampler(model, config)
@@ -177,24 +102,6 @@ class ProGAN(interface.Family):
         conditional=False,
         description=f"ProGAN EMA generator at {p.resolution}x{p.resolution} {p.kind}{mixing}"
                     f"{upscaled}")
-
-  def step_record(self, phase, images_shown: int) -> dict:
-    p = phase.detail
-    alpha = float(jnp.float32(p.alpha_at(images_shown)))  # as the step receives it
-    return {"resolution": p.resolution, "kind": p.kind, "alpha": alpha}
-
-
-_resets: dict = {}  # (id of the model, phase index) -> its jitted reset
-
-
-def _reset(model: progan_step.Progan, index: int):
-  """Jitted: fresh Adam states for phase ``index`` (the state's buffers are donated)."""
-  key = (id(model), index)
-  if key not in _resets:
-    phase = schedule_of(model.config).phases[index]
-    _resets[key] = jax.jit(lambda state: progan_step.reset_optimizers(model, state, phase),
-                           donate_argnums=0)
-  return _resets[key]
 
 
 FAMILY = ProGAN()

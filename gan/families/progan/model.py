@@ -28,27 +28,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan.families.progan.reals import downsample_2x, upsample_2x
+from gan.growth.layers import SQRT2, Alpha, EqualizedDense, lrelu, num_channels  # noqa: F401
+from gan.growth.layers import check_stage, lerp, stage_resolutions
+from gan.growth.reals import downsample_2x, upsample_2x
 
-LRELU_SLOPE = 0.2
-SQRT2 = math.sqrt(2.0)
-Alpha = jax.Array | float | None  # fade-in weight of the new block; None: stable stage
-
-
-def num_channels(resolution: int, fmap_base: int = 8192, fmap_max: int = 512,
-                 fmap_decay: float = 1.0) -> int:
-  """Feature maps at ``resolution`` (4x4 is stage 1): min(fmap_base / 2^(stage*decay), fmap_max)."""
-  stage = int(math.log2(resolution)) - 1
-  return min(int(fmap_base / 2.0 ** (stage * fmap_decay)), fmap_max)
 
 
 def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
   """(..., C) -> (..., C) with unit root-mean-square over the channel axis."""
   return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
-
-
-def lrelu(x: jax.Array) -> jax.Array:
-  return nn.leaky_relu(x, LRELU_SLOPE)
 
 
 def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
@@ -70,21 +58,6 @@ def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
   feature = jnp.tile(per_group, group)                                 # (N,): n -> n % M
   feature = jnp.broadcast_to(feature[:, None, None, None], (n, height, width, 1))
   return jnp.concatenate([x, feature], axis=-1)
-
-
-class EqualizedDense(nn.Module):
-  """x (..., in) -> (..., features); kernel N(0, 1) scaled by gain / sqrt(in) at run time."""
-  features: int
-  gain: float = SQRT2
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = x.astype(jnp.float32)
-    fan_in = x.shape[-1]
-    kernel = self.param("kernel", nn.initializers.normal(1.0), (fan_in, self.features),
-                        jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-    return x @ (kernel * (self.gain / math.sqrt(fan_in))) + bias
 
 
 class EqualizedConv(nn.Module):
@@ -164,26 +137,6 @@ class DiscriminatorFinalBlock(nn.Module):
     return EqualizedDense(1, gain=1.0, name="score")(h)[:, 0]
 
 
-def _resolutions(max_resolution: int) -> list[int]:
-  """[4, 8, ..., max_resolution]; max_resolution must be a power of two >= 4."""
-  if max_resolution < 4 or max_resolution & (max_resolution - 1):
-    raise ValueError(f"max_resolution must be a power of two >= 4, got {max_resolution}")
-  return [2 ** i for i in range(2, int(math.log2(max_resolution)) + 1)]
-
-
-def _check_stage(resolution: int, max_resolution: int, alpha: Alpha) -> None:
-  if resolution not in _resolutions(max_resolution):
-    raise ValueError(f"resolution must be a power of two in [4, {max_resolution}], "
-                     f"got {resolution}")
-  if alpha is not None and resolution < 8:
-    raise ValueError("a fade-in (alpha not None) needs resolution >= 8: 4x4 is the first stage")
-
-
-def _lerp(old: jax.Array, new: jax.Array, alpha: Alpha) -> jax.Array:
-  # Written as old + (new - old) * alpha so that alpha == 0 returns ``old`` bit-exactly.
-  return old + (new - old) * jnp.asarray(alpha, jnp.float32)
-
-
 class Generator(nn.Module):
   """z (N, latent_dim) -> images (N, R, R, 3) float32 (linear, no tanh) at a chosen stage R.
 
@@ -201,7 +154,7 @@ class Generator(nn.Module):
     return num_channels(resolution, self.fmap_base, self.fmap_max, self.fmap_decay)
 
   def setup(self):
-    resolutions = _resolutions(self.max_resolution)
+    resolutions = stage_resolutions(self.max_resolution)
     # Dicts keyed by resolution: Flax names the layers block_4, block_8, to_rgb_4, ...
     self.block = {r: (GeneratorFirstBlock(self.nf(4), self.normalize_latents) if r == 4
                       else GeneratorBlock(self.nf(r))) for r in resolutions}
@@ -210,25 +163,25 @@ class Generator(nn.Module):
   def _features(self, z: jax.Array, resolution: int) -> jax.Array:
     """(N, latent_dim) -> (N, resolution, resolution, nf(resolution)), blocks 4 .. resolution."""
     h = self.block[4](z)
-    for r in _resolutions(resolution)[1:]:
+    for r in stage_resolutions(resolution)[1:]:
       h = self.block[r](h)
     return h
 
   def __call__(self, z: jax.Array, resolution: int, alpha: Alpha = None) -> jax.Array:
     """Stable stage when ``alpha`` is None, else fade-in of block ``resolution`` (>= 8)."""
-    _check_stage(resolution, self.max_resolution, alpha)
+    check_stage(resolution, self.max_resolution, alpha)
     if alpha is None:
       return self.to_rgb[resolution](self._features(z, resolution))
     coarse = self._features(z, resolution // 2)
     old_rgb = upsample_2x(self.to_rgb[resolution // 2](coarse))
     new_rgb = self.to_rgb[resolution](self.block[resolution](coarse))
-    return _lerp(old_rgb, new_rgb, alpha)
+    return lerp(old_rgb, new_rgb, alpha)
 
   def init_all(self, z: jax.Array) -> jax.Array:
     """Touches every block and every to_rgb; returns the max-resolution images."""
     h = self.block[4](z)
     images = self.to_rgb[4](h)
-    for r in _resolutions(self.max_resolution)[1:]:
+    for r in stage_resolutions(self.max_resolution)[1:]:
       h = self.block[r](h)
       images = self.to_rgb[r](h)
     return images
@@ -251,7 +204,7 @@ class Discriminator(nn.Module):
     return num_channels(resolution, self.fmap_base, self.fmap_max, self.fmap_decay)
 
   def setup(self):
-    resolutions = _resolutions(self.max_resolution)
+    resolutions = stage_resolutions(self.max_resolution)
     self.from_rgb = {r: EqualizedConv(self.nf(r), kernel_size=1) for r in resolutions}
     self.block = {r: (DiscriminatorFinalBlock(self.nf(4), self.mbstd_group_size) if r == 4
                       else DiscriminatorBlock(self.nf(r), self.nf(r // 2))) for r in resolutions}
@@ -261,13 +214,13 @@ class Discriminator(nn.Module):
 
   def _scores(self, h: jax.Array, resolution: int) -> jax.Array:
     """Features (N, R, R, nf(R)) at R = ``resolution`` -> blocks R .. 8, then the 4x4 block."""
-    for r in reversed(_resolutions(resolution)):
+    for r in reversed(stage_resolutions(resolution)):
       h = self.block[r](h)
     return h
 
   def __call__(self, x: jax.Array, resolution: int, alpha: Alpha = None) -> jax.Array:
     """Stable stage when ``alpha`` is None, else fade-in of block ``resolution`` (>= 8)."""
-    _check_stage(resolution, self.max_resolution, alpha)
+    check_stage(resolution, self.max_resolution, alpha)
     if x.shape[1:] != (resolution, resolution, 3):
       raise ValueError(f"expected images (N, {resolution}, {resolution}, 3), got {x.shape}")
     x = x.astype(jnp.float32)
@@ -275,13 +228,13 @@ class Discriminator(nn.Module):
       return self._scores(self._from_rgb(x, resolution), resolution)
     new = self.block[resolution](self._from_rgb(x, resolution))
     old = self._from_rgb(downsample_2x(x), resolution // 2)
-    return self._scores(_lerp(old, new, alpha), resolution // 2)
+    return self._scores(lerp(old, new, alpha), resolution // 2)
 
   def init_all(self, x: jax.Array) -> jax.Array:
     """x (N, max, max, 3): touches every from_rgb and block; returns the max-resolution scores."""
     scores = self(x, self.max_resolution)
     coarse = x.astype(jnp.float32)
-    for r in reversed(_resolutions(self.max_resolution)[:-1]):
+    for r in reversed(stage_resolutions(self.max_resolution)[:-1]):
       coarse = downsample_2x(coarse)
       self._from_rgb(coarse, r)
     return scores

@@ -25,8 +25,8 @@ from jax.sharding import Mesh
 from gan import losses
 from gan.families import interface as kit
 from gan.families.progan.model import Discriminator, Generator
-from gan.families.progan.reals import blend_fade_in
-from gan.families.progan.schedule import Phase
+from gan.growth.reals import blend_fade_in
+from gan.growth.schedule import Phase
 
 Pytree = Any
 
@@ -142,7 +142,7 @@ def make_train_step(gan: Progan, phase: Phase, mesh: Mesh) -> Callable:
     fade = alpha if phase.fading else None  # stable phases compile without the old path
     d_key, gp_key, g_key = jax.random.split(rng, 3)
     reals = kit.to_float_images(images)
-    if phase.fading:  # The reals fade in exactly like G's output (gan/families/progan/reals.py).
+    if phase.fading:  # The reals fade in exactly like G's output (gan/growth/reals.py).
       reals = blend_fade_in(reals, alpha)
     fakes = jax.lax.stop_gradient(generate(state.g_params, d_key, fade))
     (_, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
