@@ -185,5 +185,5 @@ def test_atomic_write_killed_mid_write_leaves_old_or_new_content(tmp_path):
 def test_an_unknown_family_lists_the_registered_ones(tmp_path):
   line = error_line(run_main("--config=configs/quickstart.py", f"--workdir={tmp_path}/run",
                              "--config.model.name=bigan"))
-  assert ("config.model.name='bigan': not a registered family; registered: biggan, progan. "
-          "Did you mean 'biggan'?") in line, line
+  assert ("config.model.name='bigan': not a registered family; registered: biggan, progan, "
+          "stylegan, stylegan2. Did you mean 'biggan'?") in line, line

@@ -66,8 +66,8 @@ def _conv(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0)),
   (y0, y1), (x0, x1) = padding
   if dilation > 1 or min(y0, y1, x0, x1) < 0:
     # Zero insertion and crops as an explicit pad: negative conv padding is not on every
-    # backend, and XLA:CPU's weight gradient of an input-dilated convolution took 6x
-    # longer than the same convolution on the padded input (StyleGAN2 32x32 G).
+    # backend, and with XLA:CPU's input-dilated convolution the StyleGAN2 quickstart G's
+    # parameter gradient took 0.89 s against 0.46 s with the pad (batch 32, 2 cores).
     pads = [(0, 0, 0), (y0, y1, dilation - 1), (x0, x1, dilation - 1), (0, 0, 0)]
     x = jax.lax.pad(x, jnp.zeros((), x.dtype), pads)
     padding, dilation = ((0, 0), (0, 0)), 1
