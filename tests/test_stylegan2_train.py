@@ -163,6 +163,8 @@ def test_the_eval_generator_draws_conditional_samples_with_truncation(uninterrup
   images, labels = jax.jit(plain.fn, static_argnums=2)(plain.inputs, jax.random.PRNGKey(0), 6)
   assert images.shape == (6, 16, 16, 3) and labels.shape == (6,)
   assert float(jnp.max(jnp.abs(images))) <= 1.0
-  # psi 0 pulls every w onto w_avg: with the same noise, the class is all that is left.
-  flat = family.eval_generator(gan, config, state, 64, truncation=1e-30)
-  assert flat.key != plain.key and "psi 1e-30" in flat.description
+  # config.eval.truncation is psi: a truncated generator is its own compiled variant.
+  truncated = family.eval_generator(gan, config, state, 64, truncation=0.7)
+  assert truncated.key != plain.key and "truncation psi 0.7" in truncated.description
+  images_t, _ = jax.jit(truncated.fn, static_argnums=2)(truncated.inputs, jax.random.PRNGKey(0), 6)
+  assert float(jnp.max(jnp.abs(images_t - images))) > 0  # same z and noise, pulled toward w_avg
