@@ -22,6 +22,11 @@ from gan.families.stylegan.config2 import stylegan2_defaults
 def get_config():
   config = stylegan2_defaults()
   config.sample.truncation_cutoff = 0
+  # The reference's mixed precision (its top 4 resolutions in float16, conv outputs clamped
+  # to +-256), in bfloat16 here; params and optimiser state stay float32. On a CPU
+  # bfloat16 is slower (emulated): --config.model.num_bf16_res=0 there.
+  config.model.num_bf16_res = 4
+  config.model.conv_clamp = 256.0
   config.log_every_steps = 100
   config.sample_every_steps = 5_000
   config.checkpoint_every_steps = 5_000

@@ -20,6 +20,11 @@ def get_config():
   config.model.resolution = 256
   config.model.channel_base = 16384
   config.model.mbstd_group_size = 8
+  # The reference's mixed precision (its top 4 resolutions in float16, conv outputs clamped
+  # to +-256), in bfloat16 here; params and optimiser state stay float32. On a CPU
+  # bfloat16 is slower (emulated): --config.model.num_bf16_res=0 there.
+  config.model.num_bf16_res = 4
+  config.model.conv_clamp = 256.0
   config.data.name = "~/datasets/ffhq256"
   config.train.batch_size = 64
   config.train.num_steps = 390_625   # 25,000 kimg at batch 64

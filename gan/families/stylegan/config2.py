@@ -9,7 +9,7 @@ what differs. The run-level fields come from gan.config.run.add_run_fields.
 
 import ml_collections
 
-from gan.config.rules import ADAM_FIELDS, COUNT, RATE, Float, Int, Text
+from gan.config.rules import ADAM_FIELDS, COUNT, RATE, Choice, Float, Int, Text
 from gan.config.run import add_run_fields, data_fields
 
 RESOLUTION = Int(min=8, power_of_two=True)  # the synthesis starts from a 4x4 constant
@@ -51,6 +51,15 @@ def stylegan2_defaults() -> ml_collections.ConfigDict:
   c.model.channel_base = 32768   # channels at resolution R: min(channel_base / R, channel_max)
   c.model.channel_max = 512
   c.model.mbstd_num_channels = 1
+  c.model.g_architecture = "skip"   # 'orig', 'skip' (config E/F) or 'resnet'
+  c.model.d_architecture = "resnet"  # 'orig', 'skip' or 'resnet' (config E/F)
+  c.model.d_mapping_layers = 8      # D's class mapping (the reference's MappingNetwork default)
+  # The top num_bf16_res resolutions of G and D compute in bfloat16 (params, optimiser
+  # state and the rest stay float32); conv_clamp clamps their conv outputs to +-it (0:
+  # none). The reference runs its top 4 in float16 with clamp 256; docs/stylegan.md has
+  # what bfloat16 changes, measured.
+  c.model.num_bf16_res = 0
+  c.model.conv_clamp = 0.0
 
   # FFHQ is not in TFDS: a directory written by gan.data.prepare (configs/stylegan2_ffhq1024.py).
   c.data = data_fields("~/datasets/ffhq1024", label_key="", num_classes=1)
@@ -103,6 +112,11 @@ def field_rules() -> dict:
       "model.channel_base": COUNT,
       "model.channel_max": COUNT,
       "model.mbstd_num_channels": COUNT,
+      "model.g_architecture": Choice("orig", "skip", "resnet"),
+      "model.d_architecture": Choice("orig", "skip", "resnet"),
+      "model.d_mapping_layers": COUNT,
+      "model.num_bf16_res": Int(min=0),
+      "model.conv_clamp": Float(min=0),
       "train.num_steps": COUNT,
       "train.batch_size": COUNT,
       "train.g_lr": RATE,

@@ -52,7 +52,10 @@ class StyleGAN2Family(interface.Family):
     m, t = config.model, config.train
     classes = (f", conditional on {config.data.num_classes} classes"
                if config.data.num_classes > 1 else "")
-    return (f"StyleGAN2 {m.resolution}x{m.resolution} (skip G, resnet D), "
+    bf16 = (f", top {m.num_bf16_res} resolutions in bfloat16 (clamp {m.conv_clamp:g})"
+            if m.num_bf16_res else "")
+    return (f"StyleGAN2 {m.resolution}x{m.resolution} ({m.g_architecture} G, "
+            f"{m.d_architecture} D{bf16}), "
             f"{config2.num_ws(m.resolution)} w's{classes}; batch {t.batch_size}, R1 gamma "
             f"{t.r1_gamma:g} every {t.r1_interval}, path length {t.pl_weight:g} every "
             f"{t.pl_interval}, style mixing {t.style_mixing_prob:g}, EMA {t.ema_kimg:g} kimg")

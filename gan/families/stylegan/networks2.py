@@ -59,6 +59,17 @@ def num_ws(resolution: int) -> int:
   return 2 * len(block_resolutions(resolution)) - 1 + 1
 
 
+def block_dtype(res: int, resolution: int, num_bf16_res: int):
+  """bfloat16 for the top ``num_bf16_res`` resolutions (never below 8x8), else float32.
+
+  The reference's rule for its float16 blocks: res >= max(2 ** (log2 R + 1 - n), 8).
+  """
+  if num_bf16_res <= 0:
+    return jnp.float32
+  return jnp.bfloat16 if res >= max(2 ** (resolution.bit_length() - num_bf16_res), 8) \
+      else jnp.float32
+
+
 def const_noise(resolution: int, seed: int) -> jax.Array:
   """(R, R, 1) N(0, 1), fixed: the stateless stand-in for the reference's noise_const buffer."""
   key = jax.random.fold_in(jax.random.key(CONST_NOISE_KEY, impl="threefry2x32"), seed)
@@ -80,6 +91,7 @@ class SynthesisLayer(nn.Module):
   resample_filter: Sequence[float] = FILTER
   conv_clamp: float | None = None
   noise_seed: int = 0
+  dtype: jnp.dtype = jnp.float32  # compute type; params stay float32
 
   @nn.compact
   def __call__(self, x: jax.Array, w: jax.Array, noise_mode: str = "random",
@@ -101,7 +113,7 @@ class SynthesisLayer(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
     f = fir_filter(self.resample_filter) if self.up > 1 else None
     x = modulated_conv2d(x, weight, styles, noise=noise, up=self.up, padding=k // 2,
-                         resample_filter=f, fused=fused_modconv)
+                         resample_filter=f, fused=fused_modconv, dtype=self.dtype)
     clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
     return bias_act(x, bias, act=self.activation, gain=math.sqrt(2.0) * gain, clamp=clamp)
 
@@ -111,6 +123,7 @@ class ToRGB(nn.Module):
   channels: int = 3
   kernel_size: int = 1
   conv_clamp: float | None = None
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, w: jax.Array, fused_modconv: bool = False) -> jax.Array:
@@ -120,7 +133,8 @@ class ToRGB(nn.Module):
     weight = self.param("weight", nn.initializers.normal(1.0),
                         (k, k, in_channels, self.channels), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (self.channels,), jnp.float32)
-    x = modulated_conv2d(x, weight, styles, demodulate=False, fused=fused_modconv)
+    x = modulated_conv2d(x, weight, styles, demodulate=False, fused=fused_modconv,
+                         dtype=self.dtype)
     return bias_act(x, bias, clamp=self.conv_clamp)
 
 
@@ -138,6 +152,7 @@ class SynthesisBlock(nn.Module):
   architecture: str = "skip"
   resample_filter: Sequence[float] = FILTER
   conv_clamp: float | None = None
+  dtype: jnp.dtype = jnp.float32  # x in this dtype; img always float32
 
   @property
   def num_conv(self) -> int:
@@ -158,22 +173,24 @@ class SynthesisBlock(nn.Module):
                        f"got {ws.shape}")
     seed = 2 * int(math.log2(self.resolution))  # distinct const noise per layer
     layer = dict(features=self.features, resolution=self.resolution,
-                 resample_filter=self.resample_filter, conv_clamp=self.conv_clamp)
+                 resample_filter=self.resample_filter, conv_clamp=self.conv_clamp,
+                 dtype=self.dtype)
     call = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
     if self.in_channels == 0:
       const = self.param("const", nn.initializers.normal(1.0),
                          (self.resolution, self.resolution, self.features), jnp.float32)
-      x = jnp.broadcast_to(const, (ws.shape[0], *const.shape))
+      x = jnp.broadcast_to(const.astype(self.dtype), (ws.shape[0], *const.shape))
       x = SynthesisLayer(**layer, noise_seed=seed + 1, name="conv1")(x, ws[:, 0], **call)
     else:
       if x.shape[1:] != (self.resolution // 2, self.resolution // 2, self.in_channels):
         raise ValueError(f"block {self.resolution} expects x (N, {self.resolution // 2}, "
                          f"{self.resolution // 2}, {self.in_channels}), got {x.shape}")
+      x = x.astype(self.dtype)
       conv0 = SynthesisLayer(**layer, up=2, noise_seed=seed, name="conv0")
       conv1 = SynthesisLayer(**layer, noise_seed=seed + 1, name="conv1")
       if self.architecture == "resnet":
         y = Conv2d(self.features, 1, bias=False, up=2, resample_filter=self.resample_filter,
-                   name="skip")(x, gain=SQRT_HALF)
+                   dtype=self.dtype, name="skip")(x, gain=SQRT_HALF)
         x = conv1(conv0(x, ws[:, 0], **call), ws[:, 1], gain=SQRT_HALF, **call)
         x = y + x
       else:
@@ -181,8 +198,8 @@ class SynthesisBlock(nn.Module):
     if img is not None:
       img = upsample2d(img, fir_filter(self.resample_filter))
     if self.num_torgb:
-      y = ToRGB(self.img_channels, conv_clamp=self.conv_clamp, name="torgb")(
-          x, ws[:, self.num_conv], fused_modconv=fused_modconv)
+      y = ToRGB(self.img_channels, conv_clamp=self.conv_clamp, dtype=self.dtype, name="torgb")(
+          x, ws[:, self.num_conv], fused_modconv=fused_modconv).astype(jnp.float32)
       img = y if img is None else img + y
     return x, img
 
@@ -196,6 +213,7 @@ class SynthesisNetwork(nn.Module):
   channel_max: int = 512
   conv_clamp: float | None = None
   architecture: str = "skip"
+  num_bf16_res: int = 0  # the top this many resolutions compute in bfloat16
 
   @property
   def num_ws(self) -> int:
@@ -218,7 +236,8 @@ class SynthesisNetwork(nn.Module):
       block = SynthesisBlock(
           in_channels=0 if res == 4 else self._nc(res // 2), features=self._nc(res),
           resolution=res, img_channels=self.channels, is_last=res == self.resolution,
-          architecture=self.architecture, conv_clamp=self.conv_clamp, name=f"b{res}")
+          architecture=self.architecture, conv_clamp=self.conv_clamp,
+          dtype=block_dtype(res, self.resolution, self.num_bf16_res), name=f"b{res}")
       x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + block.num_torgb],
                      noise_mode=noise_mode, fused_modconv=fused_modconv)
       w_idx += block.num_conv
@@ -245,6 +264,7 @@ class Generator(nn.Module):
   channel_max: int = 512
   conv_clamp: float | None = None
   architecture: str = "skip"
+  num_bf16_res: int = 0
   channels: int = 3
 
   @property
@@ -263,7 +283,8 @@ class Generator(nn.Module):
     self.synthesis = SynthesisNetwork(self.w_dim, self.resolution, channels=self.channels,
                                       channel_base=self.channel_base,
                                       channel_max=self.channel_max,
-                                      conv_clamp=self.conv_clamp, architecture=self.architecture)
+                                      conv_clamp=self.conv_clamp, architecture=self.architecture,
+                                      num_bf16_res=self.num_bf16_res)
 
   def map(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """-> w (N, w_dim)."""
@@ -288,22 +309,23 @@ class DiscriminatorBlock(nn.Module):
   architecture: str = "resnet"
   resample_filter: Sequence[float] = FILTER
   conv_clamp: float | None = None
+  dtype: jnp.dtype = jnp.float32  # x leaves in this dtype
 
   @nn.compact
   def __call__(self, x, img):
     if self.in_channels == 0 or self.architecture == "skip":
       y = Conv2d(self.tmp_channels, 1, activation="lrelu", conv_clamp=self.conv_clamp,
-                 name="fromrgb")(img)
-      x = y if x is None else x + y
+                 dtype=self.dtype, name="fromrgb")(img)
+      x = y if x is None else x.astype(self.dtype) + y
       skip = self.architecture == "skip"
       img = downsample2d(img, fir_filter(self.resample_filter)) if skip else None
-    conv = dict(activation="lrelu", conv_clamp=self.conv_clamp)
+    conv = dict(activation="lrelu", conv_clamp=self.conv_clamp, dtype=self.dtype)
     conv0 = Conv2d(self.tmp_channels, 3, **conv, name="conv0")
     conv1 = Conv2d(self.out_channels, 3, down=2, resample_filter=self.resample_filter, **conv,
                    name="conv1")
     if self.architecture == "resnet":
       y = Conv2d(self.out_channels, 1, bias=False, down=2, resample_filter=self.resample_filter,
-                 name="skip")(x, gain=SQRT_HALF)
+                 dtype=self.dtype, name="skip")(x, gain=SQRT_HALF)
       x = y + conv1(conv0(x), gain=SQRT_HALF)
     else:
       x = conv1(conv0(x))
@@ -321,6 +343,7 @@ class DiscriminatorEpilogue(nn.Module):
 
   @nn.compact
   def __call__(self, x, img, cmap):
+    x = x.astype(jnp.float32)  # the epilogue always runs in float32, as the reference's
     if self.architecture == "skip":
       x = x + Conv2d(self.in_channels, 1, activation="lrelu", name="fromrgb")(img)
     if self.mbstd_num_channels > 0:
@@ -350,6 +373,7 @@ class Discriminator(nn.Module):
   conv_clamp: float | None = None
   mapping_layers: int = 8       # the reference D's MappingNetwork defaults
   mapping_lr_multiplier: float = 0.01
+  num_bf16_res: int = 0  # the top this many resolutions compute in bfloat16
   channels: int = 3
 
   @nn.compact
@@ -365,7 +389,8 @@ class Discriminator(nn.Module):
     for res in reversed(block_resolutions(r)[1:]):
       x, img = DiscriminatorBlock(
           in_channels=0 if res == r else nc(res), tmp_channels=nc(res), out_channels=nc(res // 2),
-          architecture=self.architecture, conv_clamp=self.conv_clamp, name=f"b{res}")(x, img)
+          architecture=self.architecture, conv_clamp=self.conv_clamp,
+          dtype=block_dtype(res, r, self.num_bf16_res), name=f"b{res}")(x, img)
     if x is None:  # resolution 4: the epilogue reads the image through its own fromRGB
       raise ValueError("the discriminator needs resolution >= 8")
     cmap, cmap_dim = None, 0

@@ -121,7 +121,7 @@ def _fir_1d(x: jax.Array, taps: np.ndarray, stride: int, axis: int) -> jax.Array
     limit = list(x.shape)
     strides = [1] * x.ndim
     start[axis], limit[axis], strides[axis] = k, k + (out - 1) * stride + 1, stride
-    term = jax.lax.slice(x, start, limit, strides) * np.float32(tap)
+    term = jax.lax.slice(x, start, limit, strides) * float(tap)  # weak: keeps bf16
     total = term if total is None else total + term
   return total
 
@@ -258,10 +258,11 @@ class Conv2d(nn.Module):
   down: int = 1
   resample_filter: Sequence[float] = (1, 3, 3, 1)
   conv_clamp: float | None = None
+  dtype: jnp.dtype = jnp.float32  # compute type; params stay float32
 
   @nn.compact
   def __call__(self, x: jax.Array, gain: float = 1.0) -> jax.Array:
-    x = x.astype(jnp.float32)
+    x = x.astype(self.dtype)
     k, in_channels = self.kernel_size, x.shape[-1]
     weight = self.param("weight", nn.initializers.normal(1.0),
                         (k, k, in_channels, self.features), jnp.float32)
@@ -278,7 +279,8 @@ class Conv2d(nn.Module):
 def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array,
                      noise: jax.Array | None = None, up: int = 1, down: int = 1,
                      padding: Padding = 0, resample_filter=None, demodulate: bool = True,
-                     fused: bool = True, flip_weight: bool | None = None) -> jax.Array:
+                     fused: bool = True, flip_weight: bool | None = None,
+                     dtype=jnp.float32) -> jax.Array:
   """x (N, H, W, Cin), weight (k, k, Cin, Cout), styles (N, Cin) -> (N, H', W', Cout).
 
   Sample n uses weight[..., i, o] * styles[n, i], demodulated (demodulate) by
@@ -286,13 +288,14 @@ def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array,
   (broadcastable to the output) is added last. fused: one grouped conv with the
   batch folded into feature groups; else scale x, run the shared conv, scale the
   output (the reference's training path). flip_weight None means up == 1, which is
-  how the reference's SynthesisLayer calls it.
+  how the reference's SynthesisLayer calls it. ``dtype``: the convolution's compute type
+  (bfloat16 in the top resolutions); the demodulation coefficients are always float32.
   """
   n, _, _, in_channels = x.shape
   kh, kw, _, out_channels = weight.shape
   if flip_weight is None:
     flip_weight = up == 1
-  x, weight = x.astype(jnp.float32), weight.astype(jnp.float32)
+  x, weight = x.astype(dtype), weight.astype(jnp.float32)
   styles = styles.astype(jnp.float32)
   resample = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
   dcoefs = None
@@ -304,10 +307,10 @@ def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array,
     dcoefs = jax.lax.rsqrt(sum_sq + 1e-8)                                # (N, Cout)
 
   if not fused:
-    x = conv2d_resample(x * styles[:, None, None, :], weight, **resample)
+    x = conv2d_resample(x * styles[:, None, None, :].astype(dtype), weight, **resample)
     if demodulate:
-      x = x * dcoefs[:, None, None, :]
-    return x if noise is None else x + noise
+      x = x * dcoefs[:, None, None, :].astype(dtype)
+    return x if noise is None else x + noise.astype(dtype)
 
   w = weight[None] * styles[:, None, None, :, None]                      # (N, k, k, Cin, Cout)
   if demodulate:
@@ -317,7 +320,7 @@ def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array,
   w = w.transpose(1, 2, 3, 0, 4).reshape(kh, kw, in_channels, n * out_channels)
   x = conv2d_resample(x, w, groups=n, **resample)
   x = x.reshape(x.shape[1], x.shape[2], n, out_channels).transpose(2, 0, 1, 3)
-  return x if noise is None else x + noise
+  return x if noise is None else x + noise.astype(dtype)
 
 
 def normalize_2nd_moment(x: jax.Array, axis: int = -1, eps: float = 1e-8) -> jax.Array:

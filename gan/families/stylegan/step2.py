@@ -84,11 +84,14 @@ def build(config: ml_collections.ConfigDict) -> StyleGAN2:
   generator = networks2.Generator(
       z_dim=m.z_dim, w_dim=m.w_dim, resolution=m.resolution, num_classes=num_classes,
       mapping_layers=m.mapping_layers, mapping_lr_multiplier=m.mapping_lr_multiplier,
-      channel_base=m.channel_base, channel_max=m.channel_max)
+      channel_base=m.channel_base, channel_max=m.channel_max, architecture=m.g_architecture,
+      conv_clamp=m.conv_clamp or None, num_bf16_res=m.num_bf16_res)
   discriminator = networks2.Discriminator(
       resolution=m.resolution, num_classes=num_classes, channel_base=m.channel_base,
       channel_max=m.channel_max, mbstd_group_size=m.mbstd_group_size,
-      mbstd_num_channels=m.mbstd_num_channels)
+      mbstd_num_channels=m.mbstd_num_channels, architecture=m.d_architecture,
+      mapping_layers=m.d_mapping_layers, mapping_lr_multiplier=m.mapping_lr_multiplier,
+      conv_clamp=m.conv_clamp or None, num_bf16_res=m.num_bf16_res)
   g_interval = t.pl_interval if t.pl_weight > 0 else 1
   d_interval = t.r1_interval if t.r1_gamma > 0 else 1
   adam = regularizers.lazy_adam
