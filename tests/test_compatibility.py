@@ -7,8 +7,15 @@ progan_trainer.py became one loop over gan/families/. The same command, with
 more steps, resumes each from its checkpoint (whose checksums are verified on
 restore).
 
-ProGAN must end bitwise equal to an uninterrupted run of the current code: no
-change since touched a ProGAN number. BigGAN's training changed on purpose in
+ProGAN must end equal to an uninterrupted run of the current code: no change since
+touched a ProGAN number. Equal up to rounding, not bitwise: the fixture's first 10
+steps ran on the CPU that wrote it, and XLA:CPU's code (vector width, fused
+multiply-adds) depends on the CPU, so on another machine type the state at step 10
+already differs in the last bits (seen: an AMD EPYC against the fixture's machine, at
+most 6.3e-7 relative per element and 1.8e-7 relative L2 per group at step 14).
+Integer leaves are compared exactly,
+float groups within test_exact_resume.GROUP_L2_BOUND (1e-3, the bound for summation
+order; a changed formula moves them by far more). BigGAN's training changed on purpose in
 issue 13 (parity with BigGAN-PyTorch: PyTorch-style bias init, the D embedding's
 spectral-norm u in class space, F.normalize's eps, the EMA start counted from
 update 1), so its old checkpoint restores through the layout upgrade
@@ -27,7 +34,7 @@ import tiny_biggan_config
 import tiny_progan_config
 from conftest import PYTHON, REPO, subprocess_env, train
 from gan.train.checkpointing import Checkpointer
-from test_exact_resume import assert_bitwise_equal, saved_steps
+from test_exact_resume import assert_bitwise_equal, assert_equal_up_to_rounding, saved_steps
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "pre_restructure")
 
@@ -94,4 +101,4 @@ def test_an_old_workdir_resumes_and_matches_a_run_of_the_current_code(
     section, key = path.split(".")
     config[section][key] = value
   expected = train(config, tmp_path / "current")
-  assert_bitwise_equal(Checkpointer(str(workdir), 1).restore(end, expected), expected)
+  assert_equal_up_to_rounding(Checkpointer(str(workdir), 1).restore(end, expected), expected)

@@ -149,8 +149,15 @@ def test_progan_continues_on_8_then_4_then_1_devices(tmp_path, progan_uninterrup
     if devices != 8:
       assert re.search(rf"Resumed at step {8 if devices == 4 else 16}, ", log), log[-3000:]
   assert saved_steps(workdir)[-1] == total
-  got = leaves_by_name(Checkpointer(str(workdir), 3).restore(total, progan_uninterrupted))
-  want = leaves_by_name(progan_uninterrupted)
+  assert_equal_up_to_rounding(Checkpointer(str(workdir), 3).restore(total, progan_uninterrupted),
+                              progan_uninterrupted)
+
+
+def assert_equal_up_to_rounding(got_state, want_state) -> None:
+  """Integer leaves (step, images shown, phase, counters) exactly, float ones per group
+  within GROUP_L2_BOUND: what summation order or another CPU's codegen can change."""
+  got, want = leaves_by_name(got_state), leaves_by_name(want_state)
+  assert got.keys() == want.keys()
   floats = {}
   for name, w in want.items():
     g = got[name]
@@ -158,7 +165,7 @@ def test_progan_continues_on_8_then_4_then_1_devices(tmp_path, progan_uninterrup
     if np.issubdtype(w.dtype, np.floating):
       floats[name] = w
     else:
-      np.testing.assert_array_equal(g, w, err_msg=name)  # step, images shown, phase, counters
+      np.testing.assert_array_equal(g, w, err_msg=name)
   distances = group_relative_l2(got, floats)
   print("relative L2 per group:", sorted(distances.items(), key=lambda kv: -kv[1]))
   assert max(distances.values()) < GROUP_L2_BOUND, distances
