@@ -13,9 +13,11 @@ steps ran on the CPU that wrote it, and XLA:CPU's code (vector width, fused
 multiply-adds) depends on the CPU, so on another machine type the state at step 10
 already differs in the last bits (seen: an AMD EPYC against the fixture's machine, at
 most 6.3e-7 relative per element and 1.8e-7 relative L2 per group at step 14).
-Integer leaves are compared exactly,
-float groups within test_exact_resume.GROUP_L2_BOUND (1e-3, the bound for summation
-order; a changed formula moves them by far more). BigGAN's training changed on purpose in
+Integer leaves are compared exactly, float groups within
+test_exact_resume.GROUP_L2_BOUND (1e-3, the bound for summation order; a changed
+formula moves them by far more).
+
+BigGAN's training changed on purpose in
 issue 13 (parity with BigGAN-PyTorch: PyTorch-style bias init, the D embedding's
 spectral-norm u in class space, F.normalize's eps, the EMA start counted from
 update 1), so its old checkpoint restores through the layout upgrade
