@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from conftest import tiny_stylegan2
-from gan.families.stylegan import networks2, step2
+from gan.families.stylegan import discriminator2, networks2, step2
 from gan.train.sharding import make_mesh
 
 
@@ -63,8 +63,8 @@ def test_bf16_blocks_stay_close_to_float32_and_return_float32():
   assert images_bf.dtype == jnp.float32
   assert _relative(images_bf, images32) < 0.025
 
-  d32 = networks2.Discriminator(**common)
-  dbf = networks2.Discriminator(num_bf16_res=num_bf16_res, conv_clamp=256.0, **common)
+  d32 = discriminator2.Discriminator(**common)
+  dbf = discriminator2.Discriminator(num_bf16_res=num_bf16_res, conv_clamp=256.0, **common)
   d_params = d32.init(jax.random.key(3), images32, labels)["params"]
   logits = lambda d, x: d.apply({"params": d_params}, x, labels)
   assert logits(dbf, images32).dtype == jnp.float32

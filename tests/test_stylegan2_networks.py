@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan.families.stylegan.networks2 import (Discriminator, Generator, SynthesisNetwork,
-                                             const_noise, num_channels, num_ws)
+from gan.families.stylegan.discriminator2 import Discriminator
+from gan.families.stylegan.networks2 import (Generator, SynthesisNetwork, const_noise,
+                                             num_channels, num_ws)
 
 RES, Z, W, BATCH = 16, 8, 8, 4
 TINY = dict(channel_base=128, channel_max=16, mapping_layers=2)  # channels 16, 16, 8 at 4, 8, 16

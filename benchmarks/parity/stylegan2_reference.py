@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from gan.families.stylegan import networks2  # noqa: E402
+from gan.families.stylegan import discriminator2, networks2  # noqa: E402
 
 BATCH = 4
 CONFIGS = [  # name, resolution, classes, G architecture, D architecture, conv_clamp, mbstd (G, F)
@@ -123,7 +123,7 @@ def run_config(cfg, torch, ref_networks) -> list[float]:
       SMALL["z_dim"], SMALL["w_dim"], res, num_classes=classes,
       mapping_layers=SMALL["mapping_layers"], channel_base=SMALL["channel_base"],
       channel_max=SMALL["channel_max"], conv_clamp=clamp, architecture=g_arch)
-  ours_d = networks2.Discriminator(
+  ours_d = discriminator2.Discriminator(
       res, num_classes=classes, architecture=d_arch, channel_base=SMALL["channel_base"],
       channel_max=SMALL["channel_max"], mbstd_group_size=group, mbstd_num_channels=mbstd_ch,
       conv_clamp=clamp)

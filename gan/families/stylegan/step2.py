@@ -27,7 +27,7 @@ from jax.sharding import Mesh
 
 from gan import losses
 from gan.families import interface as kit
-from gan.families.stylegan import networks2, regularizers, styles
+from gan.families.stylegan import discriminator2, networks2, regularizers, styles
 
 Pytree = Any
 
@@ -53,7 +53,7 @@ class StyleGAN2State:
 class StyleGAN2:
   """The static half of a run: modules, optimisers and the sizes steps need."""
   generator: networks2.Generator
-  discriminator: networks2.Discriminator
+  discriminator: discriminator2.Discriminator
   g_tx: optax.GradientTransformation
   d_tx: optax.GradientTransformation
   config: ml_collections.ConfigDict
@@ -86,7 +86,7 @@ def build(config: ml_collections.ConfigDict) -> StyleGAN2:
       mapping_layers=m.mapping_layers, mapping_lr_multiplier=m.mapping_lr_multiplier,
       channel_base=m.channel_base, channel_max=m.channel_max, architecture=m.g_architecture,
       conv_clamp=m.conv_clamp or None, num_bf16_res=m.num_bf16_res)
-  discriminator = networks2.Discriminator(
+  discriminator = discriminator2.Discriminator(
       resolution=m.resolution, num_classes=num_classes, channel_base=m.channel_base,
       channel_max=m.channel_max, mbstd_group_size=m.mbstd_group_size,
       mbstd_num_channels=m.mbstd_num_channels, architecture=m.d_architecture,
