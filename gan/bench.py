@@ -22,11 +22,20 @@ _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (the median is reported).
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after compiling.")
 _IMAGES_SHOWN = flags.DEFINE_integer(
     "images_shown", 0, "Time the step of the phase a run is in after this many images (ProGAN).")
+_VARIANTS = flags.DEFINE_list(
+    "variants", None, "Time only these step variants ('plain', and StyleGAN2's lazy "
+    "regularisation steps 'pl', 'r1', 'pl+r1'); the default times every one the run takes.")
 flags.mark_flags_as_required(["config"])
 
 
-def benchmark(config, steps: int, warmup: int, images_shown: int = 0) -> dict[str, float]:
-  """Compiles and times the step of the phase at ``images_shown`` (ProGAN: pick a phase)."""
+def benchmark(config, steps: int, warmup: int, images_shown: int = 0,
+              only: list[str] | None = None) -> dict[str, float]:
+  """Compiles and times the step of the phase at ``images_shown`` (ProGAN: pick a phase).
+
+  ``only`` names the variants to time ('plain' for the step without lazy regularisers);
+  the figures of a run's mix of variants ('step_s', ...) need every variant the run
+  takes, and are None when one of those was left out.
+  """
   import jax
   import numpy as np
 
@@ -50,8 +59,14 @@ def benchmark(config, steps: int, warmup: int, images_shown: int = 0) -> dict[st
   batch = host_to_global(mesh, family.host_batch(config, pipeline, phase, 0, images_shown),
                          example_axis=spec.example_axis)
   extras = spec.extras(images_shown)
+  available = ["", *sorted(spec.variants)]  # StyleGAN2's lazy-regularisation steps
+  wanted = available if only is None else ["" if v == "plain" else v for v in only]
+  unknown = sorted(set(wanted) - set(available))
+  if unknown:
+    raise ValueError(f"--variants: no step variant {unknown} in this config; it has "
+                     f"{['plain' if v == '' else v for v in available]}")
   variants = {}
-  for variant in ["", *sorted(spec.variants)]:  # StyleGAN2's lazy-regularisation steps
+  for variant in [v for v in available if v in wanted]:
     step_fn = jit_train_step(spec.fn_of(variant), mesh, spec.example_axis, len(extras))
     start = time.perf_counter()
     compiled = step_fn.lower(state, batch, *extras, jax.random.PRNGKey(0)).compile()
@@ -70,26 +85,39 @@ def benchmark(config, steps: int, warmup: int, images_shown: int = 0) -> dict[st
                          "flops_per_step": flops}
   # Over a run, each variant runs as often as ``spec.variant`` picks it (1000 steps' mix).
   mix = [spec.variant(s) for s in range(1000)]
-  step_s = statistics.fmean(variants[v]["step_s"] for v in mix)
-  flops = statistics.fmean(variants[v]["flops_per_step"] for v in mix)
-  return {"compile_s": sum(v["compile_s"] for v in variants.values()), "step_s": step_s,
-          "phase": phase.label, "images_per_s": phase.examples_per_step / step_s,
-          "flops_per_step": flops, "flops_per_s": flops / step_s,
-          "devices": jax.device_count(), "platform": jax.devices()[0].platform,
-          "variants": variants}
+  result = {"compile_s": sum(v["compile_s"] for v in variants.values()), "phase": phase.label,
+            "devices": jax.device_count(), "platform": jax.devices()[0].platform,
+            "variants": variants, "examples_per_step": phase.examples_per_step,
+            "step_s": None, "images_per_s": None, "flops_per_step": None, "flops_per_s": None}
+  if all(v in variants for v in mix):
+    step_s = statistics.fmean(variants[v]["step_s"] for v in mix)
+    flops = statistics.fmean(variants[v]["flops_per_step"] for v in mix)
+    result.update(step_s=step_s, images_per_s=phase.examples_per_step / step_s,
+                  flops_per_step=flops, flops_per_s=flops / step_s)
+  return result
 
 
 def main(argv):
   del argv
   config = _CONFIG.value
-  r = benchmark(config, _STEPS.value, _WARMUP.value, _IMAGES_SHOWN.value)
+  try:
+    r = benchmark(config, _STEPS.value, _WARMUP.value, _IMAGES_SHOWN.value, _VARIANTS.value)
+  except ValueError as e:
+    raise SystemExit(f"gan.bench: {e}") from None
   m = config.model
   print(f"{m.name} {m.resolution}x{m.resolution}, phase {r['phase']}, on {r['devices']} "
         f"{r['platform']} device(s)")
-  if len(r["variants"]) > 1:
+  if len(r["variants"]) > 1 or r["step_s"] is None:
     for name, v in r["variants"].items():
       print(f"  step {name or 'plain':<14} {v['step_s'] * 1e3:.1f} ms (median of {_STEPS.value}), "
-            f"{v['flops_per_step'] / 1e9:.2f} GFLOP, compiled in {v['compile_s']:.1f} s")
+            f"{r['examples_per_step'] / v['step_s']:.2f} images/s, "
+            f"{v['flops_per_step'] / 1e9:.2f} GFLOP, "
+            f"{v['flops_per_step'] / v['step_s'] / 1e9:.1f} GFLOP/s, "
+            f"compiled in {v['compile_s']:.1f} s")
+  if r["step_s"] is None:
+    print("  (a run's average needs every variant it takes: leave out --variants for it)")
+    return
+  if len(r["variants"]) > 1:
     print("  (the figures below average the variants as often as a run takes them)")
   print(f"  compile time        {r['compile_s']:.1f} s")
   print(f"  step time (median)  {r['step_s'] * 1e3:.1f} ms over {_STEPS.value} steps")
